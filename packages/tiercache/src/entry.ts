@@ -1,0 +1,67 @@
+import { DecodeError, encodeValue, revive } from './serializer.js';
+
+/** The stored envelope, the same in memory and in Redis (docs/wire-format.md). Times are ms since the epoch. */
+export interface Entry<T = unknown> {
+  readonly value: T;
+  readonly createdAt: number;
+  /** Logical expiry: after it a read is a miss (that may fall back to this copy while within grace). */
+  readonly expiresAt: number;
+  /** End of the grace window; Redis drops the key then (its PX). Equals expiresAt when there is no grace. */
+  readonly graceUntil: number;
+  readonly tags: readonly string[];
+}
+
+export const FORMAT_VERSION = 1;
+
+export function createEntry<T>(
+  value: T,
+  now: number,
+  ttl: number,
+  grace: number,
+  tags: readonly string[],
+): Entry<T> {
+  const expiresAt = now + ttl;
+  return { value, createdAt: now, expiresAt, graceUntil: expiresAt + grace, tags };
+}
+
+export function isFresh(entry: Entry, now: number): boolean {
+  return now < entry.expiresAt;
+}
+
+/**
+ * Encodes an entry as one JSON object. Key order is fixed (v, k, c, e, g, t, d) for readability; readers must not rely
+ * on it. Throws EncodeError (from the serializer) for values that cannot be encoded.
+ */
+export function encodeEntry(entry: Entry): string {
+  const { json, tagged } = encodeValue(entry.value);
+  return (
+    `{"v":${FORMAT_VERSION},"k":${tagged ? 1 : 0},"c":${entry.createdAt},"e":${entry.expiresAt},` +
+    `"g":${entry.graceUntil},"t":${entry.tags.length === 0 ? '[]' : JSON.stringify(entry.tags)},"d":${json}}`
+  );
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+/** Decodes a stored entry. Throws DecodeError for anything that is not a well-formed entry of a known version. */
+export function decodeEntry(raw: string): Entry {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (error) {
+    throw new DecodeError('the stored entry is not JSON', { cause: error });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new DecodeError('the stored entry is not an object');
+  }
+  const record = parsed as Record<string, unknown>;
+  if (record['v'] !== FORMAT_VERSION) throw new DecodeError(`unknown entry format version ${String(record['v'])}`);
+  const { c, e, g, t, k } = record;
+  if (!isTime(c) || !isTime(e) || !isTime(g) || !Array.isArray(t) || !t.every((x) => typeof x === 'string')) {
+    throw new DecodeError('the stored entry lacks c, e, g or t');
+  }
+  if (!Object.prototype.hasOwnProperty.call(record, 'd')) throw new DecodeError('the stored entry has no data');
+  const value = k === 1 ? revive(record['d']) : record['d'];
+  return { value, createdAt: c, expiresAt: e, graceUntil: g, tags: t as string[] };
+}

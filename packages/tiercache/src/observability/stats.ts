@@ -1,0 +1,46 @@
+/** Counters the cache keeps. Plain numbers, bumped inline: nothing here allocates on the hot path. */
+export class Counters {
+  memoryHits = 0;
+  redisHits = 0;
+  misses = 0;
+  loaderCalls = 0;
+  loaderErrors = 0;
+  redisErrors = 0;
+  redisTimeouts = 0;
+  /** Redis was skipped because the client was not connected. */
+  redisSkipped = 0;
+  connectionErrors = 0;
+  decodeErrors = 0;
+  uncached = 0;
+  writes = 0;
+  deletes = 0;
+}
+
+export type RedisState = 'ready' | 'unavailable' | 'off';
+
+/** A snapshot returned by `cache.stats()`. */
+export interface CacheStats {
+  readonly hits: { readonly memory: number; readonly redis: number };
+  readonly misses: number;
+  readonly loader: { readonly calls: number; readonly errors: number };
+  readonly redis: {
+    readonly state: RedisState;
+    /** Commands that failed or timed out. */
+    readonly errors: number;
+    /** Of those, timeouts. */
+    readonly timeouts: number;
+    /** Operations that did not try Redis because it was not connected. */
+    readonly skipped: number;
+    /** Connection failures reported between commands (refused, reset). */
+    readonly connectionErrors: number;
+  };
+  readonly memory: { readonly entries: number; readonly bytes: number } | null;
+  /** Stored entries that could not be decoded (unknown version, corrupt, oversize): read as misses. */
+  readonly decodeErrors: number;
+  /** Loaded values returned to the caller but not cached because they exceed maxValueBytes. */
+  readonly uncached: number;
+  readonly writes: number;
+  readonly deletes: number;
+  /** Loads running now (one per key per process). */
+  readonly inflight: number;
+}

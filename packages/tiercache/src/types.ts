@@ -1,0 +1,54 @@
+/** The contracts every part of tiercache is written against. Implementations live in tiers/, resilience/ and so on. */
+
+/** Where time comes from. Inject a fake one in tests; `Date.now` in production. Milliseconds since the epoch. */
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** A duration: milliseconds as a number, or a string such as `'250ms'`, `'5m'`, `'1h'`, `'30d'`. */
+export type Duration = number | string;
+
+/**
+ * The in-process tier. Synchronous on purpose: an L1 hit never awaits. Stores entries by their full key
+ * (prefix included) so that namespaces share one bounded LRU.
+ */
+export interface MemoryTier<V> {
+  /** `now` is passed in so one read of the clock serves the whole lookup. */
+  get(key: string, now: number): V | undefined;
+  /** `size` is the approximate byte size of the encoded entry; `until` the time after which the copy is dropped. */
+  set(key: string, value: V, size: number, until: number): void;
+  delete(key: string): boolean;
+  /** Drops every key that starts with `prefix`. */
+  deleteByPrefix(prefix: string): number;
+  clear(): void;
+  readonly entries: number;
+  readonly bytes: number;
+}
+
+/** One write of a batch to the remote tier: an encoded entry and how long Redis keeps it. */
+export interface RemoteWrite {
+  readonly key: string;
+  readonly value: string;
+  readonly ttlMs: number;
+}
+
+/**
+ * The shared tier (Redis). Storage only: it stores encoded strings under full keys and reports failures as typed
+ * errors; the policy (fallback, counting, events) belongs to the cache above it. Every call is bounded by the tier's
+ * timeout and settles; none waits for a reconnect.
+ */
+export interface RemoteTier {
+  /** True while commands can be sent; when false the cache skips the tier without trying. */
+  readonly available: boolean;
+  get(key: string): Promise<string | undefined>;
+  getMany(keys: readonly string[]): Promise<(string | undefined)[]>;
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  setMany(writes: readonly RemoteWrite[]): Promise<void>;
+  /** Returns how many keys existed. */
+  deleteMany(keys: readonly string[]): Promise<number>;
+  /** Unlinks every key under the literal `prefix` (SCAN + UNLINK; glob characters escaped). Returns how many. */
+  deleteByPrefix(prefix: string): Promise<number>;
+  close(): Promise<void>;
+}
