@@ -421,7 +421,10 @@ class TierCache implements Cache {
 
   async deleteMany(keys: readonly string[]): Promise<number> {
     if (!Array.isArray(keys)) throw new InvalidKeyError(`Expected \`keys\` to be an array, got ${describeValue(keys)}`);
-    return this.#deleteFull(keys, keys.map((key) => this.#fullKey(key)));
+    return this.#deleteFull(
+      keys,
+      keys.map((key) => this.#fullKey(key)),
+    );
   }
 
   async #deleteFull(keys: readonly string[], fullKeys: string[]): Promise<number> {

@@ -13,13 +13,7 @@ export interface Entry<T = unknown> {
 
 export const FORMAT_VERSION = 1;
 
-export function createEntry<T>(
-  value: T,
-  now: number,
-  ttl: number,
-  grace: number,
-  tags: readonly string[],
-): Entry<T> {
+export function createEntry<T>(value: T, now: number, ttl: number, grace: number, tags: readonly string[]): Entry<T> {
   const expiresAt = now + ttl;
   return { value, createdAt: now, expiresAt, graceUntil: expiresAt + grace, tags };
 }

@@ -202,8 +202,11 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
     rejectUnknown('memory', m, ['maxEntries', 'maxBytes', 'maxTtl']);
     memory = {
       maxEntries:
-        m['maxEntries'] === undefined ? DEFAULTS.memory.maxEntries : positiveInteger('memory.maxEntries', m['maxEntries']),
-      maxBytes: m['maxBytes'] === undefined ? DEFAULTS.memory.maxBytes : positiveInteger('memory.maxBytes', m['maxBytes']),
+        m['maxEntries'] === undefined
+          ? DEFAULTS.memory.maxEntries
+          : positiveInteger('memory.maxEntries', m['maxEntries']),
+      maxBytes:
+        m['maxBytes'] === undefined ? DEFAULTS.memory.maxBytes : positiveInteger('memory.maxBytes', m['maxBytes']),
       maxTtl: m['maxTtl'] === undefined ? DEFAULTS.memory.maxTtl : toMs('memory.maxTtl', m['maxTtl']),
     };
   }
@@ -227,11 +230,16 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
 
   const writeErrors = options['writeErrors'] ?? DEFAULTS.writeErrors;
   if (writeErrors !== 'report' && writeErrors !== 'throw') {
-    throw new ConfigurationError(`Expected \`writeErrors\` to be 'report' or 'throw', got ${describeValue(writeErrors)}`);
+    throw new ConfigurationError(
+      `Expected \`writeErrors\` to be 'report' or 'throw', got ${describeValue(writeErrors)}`,
+    );
   }
 
   const clock = options['clock'];
-  if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof (clock as Clock).now !== 'function')) {
+  if (
+    clock !== undefined &&
+    (typeof clock !== 'object' || clock === null || typeof (clock as Clock).now !== 'function')
+  ) {
     throw new ConfigurationError(`Expected \`clock\` to be an object with a now() method, got ${describeValue(clock)}`);
   }
 
@@ -247,7 +255,9 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
         ? DEFAULTS.maxValueBytes
         : positiveInteger('maxValueBytes', options['maxValueBytes']),
     maxKeyLength:
-      options['maxKeyLength'] === undefined ? DEFAULTS.maxKeyLength : positiveInteger('maxKeyLength', options['maxKeyLength']),
+      options['maxKeyLength'] === undefined
+        ? DEFAULTS.maxKeyLength
+        : positiveInteger('maxKeyLength', options['maxKeyLength']),
     writeErrors,
     clock: clock as Clock | undefined,
   };

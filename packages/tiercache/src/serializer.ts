@@ -159,7 +159,8 @@ function reviveTagged(object: Record<string, unknown>): unknown {
       if (Array.isArray(v)) {
         const map = new Map<unknown, unknown>();
         for (const pair of v) {
-          if (!Array.isArray(pair) || pair.length !== 2) throw new DecodeError('a Map entry is not a [key, value] pair');
+          if (!Array.isArray(pair) || pair.length !== 2)
+            throw new DecodeError('a Map entry is not a [key, value] pair');
           map.set(revive(pair[0]), revive(pair[1]));
         }
         return map;

@@ -61,7 +61,8 @@ export function escapeGlob(literal: string): string {
 export function toCacheError(error: unknown, key?: string): CacheError {
   if (error instanceof CacheError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  if (message === 'Command timed out') return new CacheTimeoutError(`Redis did not answer in time`, { cause: error, key });
+  if (message === 'Command timed out')
+    return new CacheTimeoutError(`Redis did not answer in time`, { cause: error, key });
   return new ConnectionError(`Redis command failed: ${message}`, { cause: error, key });
 }
 
@@ -100,8 +101,9 @@ export class RedisTier implements RemoteTier {
       this.#wrapTimeout = false;
     }
     this.#keyPrefix =
-      (this.#client instanceof Cluster ? this.#client.options.redisOptions?.keyPrefix : this.#client.options.keyPrefix) ??
-      '';
+      (this.#client instanceof Cluster
+        ? this.#client.options.redisOptions?.keyPrefix
+        : this.#client.options.keyPrefix) ?? '';
     this.#onError = (error: unknown) => options.onConnectionError(toCacheError(error));
     // Without a listener ioredis prints every reconnect failure; the cache counts them instead.
     this.#client.on('error', this.#onError);
