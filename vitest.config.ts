@@ -2,7 +2,13 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // Workspaces import the library by name; tests run it from source so no build is needed first.
-const alias = { tiercache: fileURLToPath(new URL('./packages/tiercache/src/index.ts', import.meta.url)) };
+const src = (path: string) => fileURLToPath(new URL(`./packages/tiercache/src/${path}`, import.meta.url));
+const alias = [
+  { find: /^tiercache$/, replacement: src('index.ts') },
+  { find: /^tiercache\/http$/, replacement: src('http/index.ts') },
+  { find: /^tiercache\/alerts$/, replacement: src('observability/webhook.ts') },
+  { find: /^tiercache\/testing$/, replacement: src('testing/index.ts') },
+];
 
 export default defineConfig({
   test: {
