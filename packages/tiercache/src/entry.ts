@@ -55,6 +55,10 @@ export function decodeEntry(raw: string): Entry {
   if (!isTime(c) || !isTime(e) || !isTime(g) || !Array.isArray(t) || !t.every((x) => typeof x === 'string')) {
     throw new DecodeError('the stored entry lacks c, e, g or t');
   }
+  // A missing or odd `k` must not pass as 0: the caller would get raw `{"$t":…}` objects instead of its values.
+  if (k !== 0 && k !== 1) {
+    throw new DecodeError(`the stored entry has an invalid k ${JSON.stringify(k) ?? 'undefined'}`);
+  }
   if (!Object.prototype.hasOwnProperty.call(record, 'd')) throw new DecodeError('the stored entry has no data');
   const value = k === 1 ? revive(record['d']) : record['d'];
   return { value, createdAt: c, expiresAt: e, graceUntil: g, tags: t as string[] };

@@ -35,7 +35,14 @@ function needsTagging(value: unknown, ancestors: unknown[]): boolean {
   if (value === null) return false;
   if (ancestors.includes(value)) throw new EncodeError('a circular value cannot be cached');
   if (value instanceof Date || value instanceof Uint8Array) return true;
-  if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet) {
+  // Other binary views and buffers would degrade silently into `{"0":…}` or `{}`: refuse them rather than corrupt.
+  if (
+    value instanceof Promise ||
+    value instanceof WeakMap ||
+    value instanceof WeakSet ||
+    value instanceof ArrayBuffer ||
+    ArrayBuffer.isView(value)
+  ) {
     throw new EncodeError(`a ${value.constructor.name} cannot be cached`);
   }
   ancestors.push(value);
@@ -91,7 +98,8 @@ function tag(value: unknown): unknown {
   }
   if (value instanceof Map) return { [TAG]: 'Map', v: Array.from(value, ([k, v]) => [tag(k), tag(v)]) };
   if (value instanceof Set) return { [TAG]: 'Set', v: Array.from(value, tag) };
-  if (Array.isArray(value)) return value.map(tag);
+  // Array.from, not map: map skips holes, which JSON would then write as null although needsTagging saw undefined.
+  if (Array.isArray(value)) return Array.from(value, tag);
   const object = value as Record<string, unknown>;
   if (typeof object['toJSON'] === 'function') return tag(object['toJSON']());
   const out: Record<string, unknown> = {};
@@ -112,6 +120,9 @@ export function encodeValue(value: unknown): { readonly json: string; readonly t
 }
 
 export class DecodeError extends Error {}
+
+/** Standard base64 with padding, as Buffer writes it. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** The inverse of tag(): walks a parsed tree and revives tagged objects. Input comes from JSON.parse, so it is a tree. */
 export function revive(node: unknown): unknown {
@@ -141,7 +152,10 @@ function reviveTagged(object: Record<string, unknown>): unknown {
       return undefined;
     case 'Date':
       if (v === null) return new Date(NaN);
-      if (typeof v === 'string') return new Date(v);
+      if (typeof v === 'string') {
+        const date = new Date(v);
+        if (!Number.isNaN(date.getTime())) return date;
+      }
       break;
     case 'BigInt':
       if (typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v);
@@ -153,7 +167,8 @@ function reviveTagged(object: Record<string, unknown>): unknown {
       if (v === '-0') return -0;
       break;
     case 'Uint8Array':
-      if (typeof v === 'string') return new Uint8Array(Buffer.from(v, 'base64'));
+      // Buffer.from skips characters outside the alphabet, so check first: a corrupt payload must not decode short.
+      if (typeof v === 'string' && BASE64.test(v)) return new Uint8Array(Buffer.from(v, 'base64'));
       break;
     case 'Map':
       if (Array.isArray(v)) {
