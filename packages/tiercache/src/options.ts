@@ -134,12 +134,14 @@ export function toMs(name: string, value: unknown, { allowZero = false } = {}): 
   let ms: number | undefined;
   if (typeof value === 'number') ms = value;
   else if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*[a-z]*\s*$/i.test(value)) ms = parseDuration(value.trim());
+  // Round before the checks: 0.4 would pass as positive and then become a TTL of 0.
+  if (ms !== undefined) ms = Math.round(ms);
   if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero) || ms > MAX_DURATION_MS) {
     throw new ConfigurationError(
       `Expected \`${name}\` to be ${what} (milliseconds or a string like '250ms', '5m', '1h'), got ${describeValue(value)}`,
     );
   }
-  return Math.round(ms);
+  return ms;
 }
 
 function positiveInteger(name: string, value: unknown): number {
