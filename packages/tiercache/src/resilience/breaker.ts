@@ -1,0 +1,464 @@
+import { CacheError, CacheTimeoutError, ConfigurationError, ConnectionError, describeValue } from '../errors.js';
+import type { Disposer } from '../observability/events.js';
+import { toMs } from '../options.js';
+import { systemClock } from '../types.js';
+import type { Clock, Duration } from '../types.js';
+
+/** The circuit breaker around the Redis tier. Options as the user writes them; see `validateBreakerOptions`. */
+export interface BreakerOptions {
+  /**
+   * Failures within `windowMs` that open the breaker (at most 10 000: the window keeps one timestamp per failure).
+   * @default 10
+   */
+  readonly threshold?: number;
+  /**
+   * How far back failures count. A failure at `t` counts while `now - t < windowMs`.
+   * @default '10s'
+   */
+  readonly windowMs?: Duration;
+  /**
+   * How long the breaker stays open before it lets one probe through; also how long an unanswered probe is waited for.
+   * @default '10s'
+   */
+  readonly openMs?: Duration;
+  /**
+   * Distinct keys the failures in the window must span, so that one broken key cannot open the breaker for all. A
+   * failure without a key (a batch, a connection error) counts as a key of its own. At most `threshold`.
+   * @default 3
+   */
+  readonly minDistinctKeys?: number;
+}
+
+export interface ResolvedBreakerOptions {
+  readonly threshold: number;
+  /** ms */
+  readonly windowMs: number;
+  /** ms */
+  readonly openMs: number;
+  readonly minDistinctKeys: number;
+}
+
+/** Why each default is what it is: docs/resilience.md, "Circuit breaker". */
+export const BREAKER_DEFAULTS = {
+  threshold: 10,
+  /** ms */
+  windowMs: 10_000,
+  /** ms */
+  openMs: 10_000,
+  minDistinctKeys: 3,
+} as const satisfies ResolvedBreakerOptions;
+
+/** The window keeps one timestamp per failure up to `threshold`; a larger threshold is refused, not silently capped. */
+const MAX_THRESHOLD = 10_000;
+
+const KNOWN = ['threshold', 'windowMs', 'openMs', 'minDistinctKeys'] as const;
+
+function integerOption(name: string, value: unknown, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw new ConfigurationError(
+      `Expected \`${name}\` to be a positive integer of at most ${max}, got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Validates `breaker` options and fills in BREAKER_DEFAULTS. Throws `ConfigurationError` naming the first bad option.
+ * `false` (no breaker) is the caller's to handle before calling this.
+ */
+export function validateBreakerOptions(input: unknown = {}): ResolvedBreakerOptions {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigurationError(`Expected \`breaker\` to be an object or false, got ${describeValue(input)}`);
+  }
+  const options = input as Record<string, unknown>;
+  for (const key of Object.keys(options)) {
+    if (!(KNOWN as readonly string[]).includes(key)) {
+      throw new ConfigurationError(
+        `Unknown option \`breaker.${key}\`; expected one of ${KNOWN.map((k) => `\`${k}\``).join(', ')}`,
+      );
+    }
+  }
+  const threshold =
+    options['threshold'] === undefined
+      ? BREAKER_DEFAULTS.threshold
+      : integerOption('breaker.threshold', options['threshold'], MAX_THRESHOLD);
+  const windowMs =
+    options['windowMs'] === undefined ? BREAKER_DEFAULTS.windowMs : toMs('breaker.windowMs', options['windowMs']);
+  const openMs = options['openMs'] === undefined ? BREAKER_DEFAULTS.openMs : toMs('breaker.openMs', options['openMs']);
+  let minDistinctKeys: number;
+  if (options['minDistinctKeys'] === undefined) {
+    // The default must not make a small explicit threshold unreachable.
+    minDistinctKeys = Math.min(BREAKER_DEFAULTS.minDistinctKeys, threshold);
+  } else {
+    minDistinctKeys = integerOption('breaker.minDistinctKeys', options['minDistinctKeys'], MAX_THRESHOLD);
+    if (minDistinctKeys > threshold) {
+      throw new ConfigurationError(
+        `Expected \`breaker.minDistinctKeys\` to be at most \`breaker.threshold\` (${threshold}), got ${describeValue(minDistinctKeys)}`,
+      );
+    }
+  }
+  return { threshold, windowMs, openMs, minDistinctKeys };
+}
+
+/**
+ * Reply errors that mean the server cannot serve anyone right now, as opposed to a reply about this one command
+ * (WRONGTYPE, ERR, NOSCRIPT, OOM on a write, READONLY on a write while reads still work).
+ */
+const OUTAGE_REPLIES = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY)\b/;
+
+/**
+ * Whether a remote-tier error says "Redis is unreachable or cannot serve", the only kind that should count towards
+ * opening the breaker: timeouts, connection failures and cluster-down replies do; a reply about the command itself
+ * (WRONGTYPE), a serialization error or a closed cache do not. An error the tier did not type is counted, so a tier
+ * that fails in an unexpected way on every call is still cut off.
+ */
+export function isOutageError(error: unknown): boolean {
+  if (error instanceof CacheTimeoutError) return true;
+  if (error instanceof ConnectionError) {
+    const cause: unknown = error.cause;
+    if (cause instanceof Error && cause.name === 'ReplyError') return OUTAGE_REPLIES.test(cause.message);
+    return true;
+  }
+  return !(error instanceof CacheError);
+}
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/**
+ * What `acquire()` hands out. Report an admitted ticket back exactly once with `success`, `failure` or `release`.
+ * Tickets are compared by identity: a ticket from before a transition (a slow call that started while the breaker was
+ * closed, a probe already written off as failed) reports into nothing, so stale news never moves the state.
+ */
+export interface PassTicket {
+  readonly kind: 'pass';
+}
+export interface ProbeTicket {
+  readonly kind: 'probe';
+}
+export interface RejectTicket {
+  readonly kind: 'reject';
+}
+export type Ticket = PassTicket | ProbeTicket | RejectTicket;
+export type AdmittedTicket = PassTicket | ProbeTicket;
+
+const REJECT: RejectTicket = Object.freeze({ kind: 'reject' });
+
+export type TransitionReason =
+  /** closed → open: `threshold` failures within the window, spanning `minDistinctKeys` keys. */
+  | 'threshold'
+  /** open → half-open: `openMs` elapsed. */
+  | 'open-elapsed'
+  /** half-open → closed. */
+  | 'probe-succeeded'
+  /** half-open → open. */
+  | 'probe-failed'
+  /** half-open → open: the probe did not report within `openMs`, so it is counted as failed. */
+  | 'probe-timeout';
+
+export interface BreakerTransition {
+  /** The state entered. */
+  readonly state: BreakerState;
+  readonly previous: BreakerState;
+  /** When the transition took effect by the breaker's clock (for lazy transitions, when it became due). */
+  readonly at: number;
+  readonly reason: TransitionReason;
+  /** On opening: when the breaker will let a probe through. */
+  readonly nextProbeAt?: number;
+  /** On a `threshold` opening: the failures in the window and the distinct keys among them. */
+  readonly failures?: number;
+  readonly distinctKeys?: number;
+}
+
+export type BreakerEvent = 'open' | 'half-open' | 'close';
+export type BreakerListener = (transition: BreakerTransition) => void;
+
+export interface BreakerSnapshot {
+  readonly state: BreakerState;
+  /** Failures within the window now (at most `threshold`: older ones are forgotten once it is reached). */
+  readonly failuresInWindow: number;
+  /** Distinct keys among them, keyless failures counting one each (at most `threshold`). */
+  readonly distinctKeysInWindow: number;
+  /** Open or half-open: when the breaker last opened. */
+  readonly openedAt?: number;
+  /** Open: when it lets a probe through. Half-open with a probe out: when that probe counts as failed. */
+  readonly nextProbeAt?: number;
+  /** How many times each transition happened since the breaker was created. */
+  readonly transitions: { readonly open: number; readonly halfOpen: number; readonly close: number };
+  /** What the breaker holds in memory; both bounded by `threshold` whatever the traffic. */
+  readonly retained: { readonly timestamps: number; readonly keys: number };
+}
+
+interface Probe extends ProbeTicket {
+  readonly issuedAt: number;
+}
+
+/** The states as a discriminated union: each carries exactly the data that is meaningful in it. */
+type State =
+  | { readonly name: 'closed'; readonly pass: PassTicket }
+  | { readonly name: 'open'; readonly openedAt: number; readonly until: number }
+  | { readonly name: 'half-open'; readonly openedAt: number; readonly probe: Probe | undefined };
+
+const EVENT_OF: Record<BreakerState, BreakerEvent> = { closed: 'close', open: 'open', 'half-open': 'half-open' };
+
+/**
+ * A circuit breaker as a state machine with no timers: every transition is computed from the injected clock when the
+ * breaker is next used, so it costs nothing while idle, needs no cleanup, and is exact under a fake clock.
+ *
+ *     closed ──threshold failures in window, ≥ minDistinctKeys keys──▶ open
+ *     open ──openMs elapsed──▶ half-open
+ *     half-open ──the one probe succeeds──▶ closed (window cleared)
+ *     half-open ──the probe fails, or has not reported after openMs──▶ open (for another openMs)
+ *
+ * While closed, `acquire()` reads no clock and allocates nothing.
+ */
+export class CircuitBreaker {
+  readonly #options: ResolvedBreakerOptions;
+  readonly #clock: Clock;
+  #state: State = { name: 'closed', pass: Object.freeze({ kind: 'pass' }) };
+
+  /** The timestamps of the last `threshold` failures, a ring: once full, `#head` is the oldest. */
+  readonly #ring: Float64Array;
+  #head = 0;
+  #count = 0;
+  /**
+   * Each key's latest failure, least recent first (re-inserted on every failure). Capped at `threshold` entries by
+   * dropping the least recent: if ≥ minDistinctKeys keys failed within the window, the most recent ones did, so the
+   * cap never changes the decision.
+   */
+  readonly #keys = new Map<string | number, number>();
+  /** Keyless failures each get a number of their own, so each counts as a distinct key. */
+  #keyless = 0;
+
+  readonly #transitions = { open: 0, halfOpen: 0, close: 0 };
+  readonly #listeners: Record<BreakerEvent, Set<BreakerListener>> = {
+    open: new Set(),
+    'half-open': new Set(),
+    close: new Set(),
+  };
+  /** Transitions waiting to be announced: emitted after the state is settled, so a listener sees a consistent one. */
+  readonly #pending: BreakerTransition[] = [];
+
+  constructor(options: BreakerOptions = {}, clock: Clock = systemClock) {
+    this.#options = validateBreakerOptions(options);
+    if (typeof clock !== 'object' || clock === null || typeof (clock as Partial<Clock>).now !== 'function') {
+      throw new ConfigurationError(
+        `Expected \`clock\` to be an object with a now() method, got ${describeValue(clock)}`,
+      );
+    }
+    this.#clock = clock;
+    this.#ring = new Float64Array(this.#options.threshold);
+  }
+
+  get options(): ResolvedBreakerOptions {
+    return this.#options;
+  }
+
+  /** The current state; applies a transition that has become due. */
+  get state(): BreakerState {
+    if (this.#state.name !== 'closed') this.#settle(this.#clock.now());
+    this.#flush();
+    return this.#state.name;
+  }
+
+  /**
+   * Asks to call the protected resource: a `pass` while closed, the single `probe` when half-open and no probe is
+   * out, otherwise `reject` (skip the resource). However many callers arrive in half-open, one gets the probe.
+   */
+  acquire(): Ticket {
+    const state = this.#state;
+    if (state.name === 'closed') return state.pass;
+    const now = this.#clock.now();
+    this.#settle(now);
+    this.#flush();
+    // Re-read: a listener run by the flush may have moved the state on.
+    const current = this.#state;
+    if (current.name === 'closed') return current.pass;
+    if (current.name === 'open' || current.probe !== undefined) return REJECT;
+    const probe: Probe = Object.freeze({ kind: 'probe', issuedAt: now });
+    this.#state = { name: 'half-open', openedAt: current.openedAt, probe };
+    return probe;
+  }
+
+  /** The call answered. A probe's success closes the breaker; a pass's changes nothing (failures age out by time). */
+  success(ticket: AdmittedTicket): void {
+    if (this.#state.name === 'closed') return;
+    const now = this.#clock.now();
+    this.#settle(now);
+    const state = this.#state;
+    if (state.name === 'half-open' && state.probe !== undefined && ticket === state.probe) {
+      this.#clear();
+      // A fresh pass ticket: calls admitted before the breaker opened cannot report into the new closed period.
+      this.#enter({ name: 'closed', pass: Object.freeze({ kind: 'pass' }) }, 'probe-succeeded', now);
+    }
+    this.#flush();
+  }
+
+  /**
+   * The call failed in a way that counts (see `isOutageError`). `key` is the cache key it was about, or undefined
+   * for a batch or connection-level failure.
+   */
+  failure(ticket: AdmittedTicket, key: string | undefined): void {
+    const now = this.#clock.now();
+    const state = this.#state;
+    if (state.name === 'closed') {
+      if (ticket !== state.pass) return;
+      this.#record(now, key);
+      this.#maybeOpen(now);
+    } else {
+      this.#settle(now);
+      const current = this.#state;
+      if (current.name === 'half-open' && current.probe !== undefined && ticket === current.probe) {
+        this.#open(now, 'probe-failed');
+      }
+    }
+    this.#flush();
+  }
+
+  /** The probe's outcome is unknown (the call was abandoned): frees the probe slot with no verdict. */
+  release(ticket: AdmittedTicket): void {
+    if (this.#state.name === 'closed') return;
+    this.#settle(this.#clock.now());
+    const state = this.#state;
+    if (state.name === 'half-open' && state.probe !== undefined && ticket === state.probe) {
+      this.#state = { name: 'half-open', openedAt: state.openedAt, probe: undefined };
+    }
+    this.#flush();
+  }
+
+  /** Listens to one transition. A listener that throws is reported as a process warning; the breaker carries on. */
+  on(event: BreakerEvent, listener: BreakerListener): Disposer {
+    const set = (this.#listeners as Partial<Record<string, Set<BreakerListener>>>)[event];
+    if (set === undefined) {
+      throw new ConfigurationError(
+        `Expected the event to be 'open', 'half-open' or 'close', got ${describeValue(event)}`,
+      );
+    }
+    if (typeof listener !== 'function') {
+      throw new ConfigurationError(`Expected the listener to be a function, got ${describeValue(listener)}`);
+    }
+    // A wrapper, so the same function added twice is two subscriptions and each disposer removes only its own.
+    const entry: BreakerListener = (transition) => listener(transition);
+    set.add(entry);
+    return () => {
+      set.delete(entry);
+    };
+  }
+
+  snapshot(): BreakerSnapshot {
+    const now = this.#clock.now();
+    this.#settle(now);
+    this.#flush();
+    const state = this.#state;
+    const { windowMs } = this.#options;
+    let failures = 0;
+    for (let i = 0; i < this.#count; i++) if (now - (this.#ring[i] as number) < windowMs) failures++;
+    const base = {
+      state: state.name,
+      failuresInWindow: failures,
+      distinctKeysInWindow: this.#distinctKeys(now),
+      transitions: { ...this.#transitions },
+      retained: { timestamps: this.#count, keys: this.#keys.size },
+    };
+    if (state.name === 'open') return { ...base, openedAt: state.openedAt, nextProbeAt: state.until };
+    if (state.name === 'half-open') {
+      return state.probe === undefined
+        ? { ...base, openedAt: state.openedAt }
+        : { ...base, openedAt: state.openedAt, nextProbeAt: state.probe.issuedAt + this.#options.openMs };
+    }
+    return base;
+  }
+
+  // ── internals ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Applies every transition due by `now`, each at the time it became due, so the state is a function of what
+   * happened and when, not of when someone looked. At most two steps: a probe written off reopens the breaker, whose
+   * open period may also have elapsed; half-open without a probe then waits for a caller.
+   */
+  #settle(now: number): void {
+    for (;;) {
+      const state = this.#state;
+      if (state.name === 'open' && now >= state.until) {
+        this.#enter({ name: 'half-open', openedAt: state.openedAt, probe: undefined }, 'open-elapsed', state.until);
+      } else if (state.name === 'half-open' && state.probe !== undefined) {
+        const deadline = state.probe.issuedAt + this.#options.openMs;
+        if (now < deadline) return;
+        this.#open(deadline, 'probe-timeout');
+      } else {
+        return;
+      }
+    }
+  }
+
+  #open(at: number, reason: TransitionReason, failures?: number, distinctKeys?: number): void {
+    const until = at + this.#options.openMs;
+    const extra = failures === undefined || distinctKeys === undefined ? {} : { failures, distinctKeys };
+    this.#enter({ name: 'open', openedAt: at, until }, reason, at, { nextProbeAt: until, ...extra });
+  }
+
+  #enter(
+    next: State,
+    reason: TransitionReason,
+    at: number,
+    extra: Pick<BreakerTransition, 'nextProbeAt' | 'failures' | 'distinctKeys'> = {},
+  ): void {
+    const previous = this.#state.name;
+    this.#state = next;
+    if (next.name === 'open') this.#transitions.open++;
+    else if (next.name === 'half-open') this.#transitions.halfOpen++;
+    else this.#transitions.close++;
+    this.#pending.push({ state: next.name, previous, at, reason, ...extra });
+  }
+
+  #flush(): void {
+    // One FIFO shared with any re-entrant call a listener makes, so announcements keep their order.
+    let transition: BreakerTransition | undefined;
+    while ((transition = this.#pending.shift()) !== undefined) {
+      const set = this.#listeners[EVENT_OF[transition.state]];
+      if (set.size === 0) continue;
+      for (const listener of [...set]) {
+        try {
+          listener(transition);
+        } catch (error) {
+          process.emitWarning(`tiercache: a breaker '${EVENT_OF[transition.state]}' listener threw: ${String(error)}`);
+        }
+      }
+    }
+  }
+
+  #record(now: number, key: string | undefined): void {
+    this.#ring[this.#head] = now;
+    this.#head = (this.#head + 1) % this.#options.threshold;
+    if (this.#count < this.#options.threshold) this.#count++;
+    const id = key ?? this.#keyless++;
+    this.#keys.delete(id);
+    this.#keys.set(id, now);
+    if (this.#keys.size > this.#options.threshold) {
+      const oldest = this.#keys.keys().next();
+      if (oldest.done !== true) this.#keys.delete(oldest.value);
+    }
+  }
+
+  #maybeOpen(now: number): void {
+    const { threshold, windowMs, minDistinctKeys } = this.#options;
+    if (this.#count < threshold) return;
+    // Full ring: the slot about to be overwritten holds the oldest of the last `threshold` failures.
+    if (now - (this.#ring[this.#head] as number) >= windowMs) return;
+    const distinct = this.#distinctKeys(now);
+    if (distinct < minDistinctKeys) return;
+    this.#open(now, 'threshold', threshold, distinct);
+  }
+
+  #distinctKeys(now: number): number {
+    const windowMs = this.#options.windowMs;
+    let distinct = 0;
+    for (const at of this.#keys.values()) if (now - at < windowMs) distinct++;
+    return distinct;
+  }
+
+  #clear(): void {
+    this.#head = 0;
+    this.#count = 0;
+    this.#keys.clear();
+  }
+}
