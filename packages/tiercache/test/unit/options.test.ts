@@ -1,0 +1,279 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigurationError, ErrorCode } from '../../src/errors.js';
+import { createCache } from '../../src/index.js';
+import { DEFAULTS, resolveSetOptions, toMs, validateOptions } from '../../src/options.js';
+import { DAY, HOUR, MINUTE, SECOND } from './fake-clock.js';
+
+const DURATION_HINT = "(milliseconds or a string like '250ms', '5m', '1h')";
+
+/** The message validateOptions throws for `input`, failing the test if it does not throw a ConfigurationError. */
+function messageOf(input: unknown): string {
+  try {
+    validateOptions(input);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as ConfigurationError).code).toBe(ErrorCode.Configuration);
+    return (error as Error).message;
+  }
+  throw new Error(`validateOptions accepted ${String(input)}`);
+}
+
+describe('the message of a rejected option', () => {
+  it('names the option, the expectation and the value with its type', () => {
+    expect(messageOf({ ttl: -5 })).toBe(
+      `Expected \`ttl\` to be a positive duration ${DURATION_HINT}, got \`-5\` (number)`,
+    );
+  });
+
+  it.each<[string, unknown, string]>([
+    ['zero', 0, '`0` (number)'],
+    ['NaN', NaN, '`NaN` (number)'],
+    ['Infinity', Infinity, '`Infinity` (number)'],
+    ['a string that is not a duration', '5 parsecs', '`"5 parsecs"` (string)'],
+    ['a negative string', '-5m', '`"-5m"` (string)'],
+    ['an empty string', '', '`""` (string)'],
+    ['a boolean', true, '`true` (boolean)'],
+    ['null', null, '`null`'],
+    ['an object', { ms: 5 }, '(object)'],
+    ['an array', [5], '(array)'],
+    ['a fraction that rounds to zero', 0.4, '`0.4` (number)'],
+    ['more than ten years', 11 * 365 * DAY, `\`${11 * 365 * DAY}\` (number)`],
+  ])('rejects %s as a ttl, showing it as %s', (_name, value, shown) => {
+    expect(messageOf({ ttl: value })).toBe(`Expected \`ttl\` to be a positive duration ${DURATION_HINT}, got ${shown}`);
+  });
+
+  it('says non-negative for grace, where zero is allowed', () => {
+    expect(validateOptions({ grace: 0 }).grace).toBe(0);
+    expect(messageOf({ grace: -1 })).toBe(
+      `Expected \`grace\` to be a non-negative duration ${DURATION_HINT}, got \`-1\` (number)`,
+    );
+  });
+
+  it('uses the dotted path for nested options', () => {
+    expect(messageOf({ memory: { maxTtl: 0 } })).toBe(
+      `Expected \`memory.maxTtl\` to be a positive duration ${DURATION_HINT}, got \`0\` (number)`,
+    );
+    expect(messageOf({ timeouts: { redisMs: 'soon' } })).toBe(
+      `Expected \`timeouts.redisMs\` to be a positive duration ${DURATION_HINT}, got \`"soon"\` (string)`,
+    );
+    expect(messageOf({ memory: { maxEntries: 1.5 } })).toBe(
+      'Expected `memory.maxEntries` to be a positive integer, got `1.5` (number)',
+    );
+  });
+});
+
+describe('durations', () => {
+  it.each<[unknown, number]>([
+    [250, 250],
+    [1, 1],
+    [1.6, 2],
+    ['250ms', 250],
+    ['5s', 5 * SECOND],
+    ['5m', 5 * MINUTE],
+    ['1h', HOUR],
+    ['1.5h', 1.5 * HOUR],
+    ['30d', 30 * DAY],
+    [' 5m ', 5 * MINUTE],
+    ['2 hours', 2 * HOUR],
+    ['1y', 365.25 * DAY],
+    ['5', 5],
+  ])('reads %j as %d ms', (input, ms) => {
+    expect(toMs('ttl', input)).toBe(ms);
+    expect(validateOptions({ ttl: input }).ttl).toBe(ms);
+  });
+
+  it('accepts ten years and no more', () => {
+    expect(toMs('ttl', 10 * 365 * DAY)).toBe(10 * 365 * DAY);
+    expect(() => toMs('ttl', 10 * 365 * DAY + 1)).toThrow(ConfigurationError);
+  });
+
+  it('is validated the same way per call', () => {
+    const defaults = validateOptions({});
+    expect(resolveSetOptions(defaults, { ttl: '2m', grace: '10s' })).toStrictEqual({
+      ttl: 2 * MINUTE,
+      grace: 10 * SECOND,
+      tags: [],
+    });
+    expect(() => resolveSetOptions(defaults, { ttl: -5 })).toThrow(
+      `Expected \`ttl\` to be a positive duration ${DURATION_HINT}, got \`-5\` (number)`,
+    );
+    expect(() => resolveSetOptions(defaults, { grace: 'x' })).toThrow(/^Expected `grace` to be a non-negative/);
+  });
+});
+
+describe('each option', () => {
+  it('rejects an options argument that is not an object', () => {
+    expect(messageOf(null)).toBe('Expected `options` to be an object, got `null`');
+    expect(messageOf('redis://x')).toBe('Expected `options` to be an object, got `"redis://x"` (string)');
+    expect(messageOf([])).toBe('Expected `options` to be an object, got (array)');
+  });
+
+  it('rejects unknown option names and lists the known ones', () => {
+    const message = messageOf({ ttls: 5 });
+    expect(message).toMatch(/^Unknown option `ttls`; expected one of `prefix`, /);
+    for (const known of ['prefix', 'redis', 'memory', 'ttl', 'grace', 'timeouts', 'maxValueBytes', 'clock']) {
+      expect(message).toContain(`\`${known}\``);
+    }
+    expect(messageOf({ memory: { max: 5 } })).toBe(
+      'Unknown option `memory.max`; expected one of `maxEntries`, `maxBytes`, `maxTtl`',
+    );
+    expect(messageOf({ timeouts: { redis: 5 } })).toBe('Unknown option `timeouts.redis`; expected one of `redisMs`');
+  });
+
+  it('requires prefix to be a non-empty string of at most 256 characters', () => {
+    for (const bad of ['', 'p'.repeat(257), 5, null]) {
+      expect(messageOf({ prefix: bad })).toMatch(
+        /^Expected `prefix` to be a non-empty string of at most 256 characters, got /,
+      );
+    }
+    expect(validateOptions({ prefix: 'p'.repeat(256) }).prefix).toBe(`${'p'.repeat(256)}:`);
+  });
+
+  it('ends the prefix with exactly one colon', () => {
+    expect(validateOptions({ prefix: 'app:user' }).prefix).toBe('app:user:');
+    expect(validateOptions({ prefix: 'app:user:' }).prefix).toBe('app:user:');
+    expect(validateOptions({ prefix: 'app' }).prefix).toBe('app:');
+    expect(createCache({ prefix: 'app:user' }).prefix).toBe('app:user:');
+  });
+
+  it('requires redis to be a redis:// or rediss:// URL, options or a client', () => {
+    expect(messageOf({ redis: 'http://127.0.0.1:6379' })).toBe(
+      'Expected `redis` to be a redis:// or rediss:// URL, got `"http://127.0.0.1:6379"` (string)',
+    );
+    expect(messageOf({ redis: 6379 })).toBe(
+      'Expected `redis` to be a URL, ioredis options or an ioredis client, got `6379` (number)',
+    );
+    expect(messageOf({ redis: null })).toMatch(/^Expected `redis` to be a URL/);
+    // Validation only: nothing connects.
+    expect(validateOptions({ redis: 'rediss://cache.internal:6380/2' }).redis).toBe('rediss://cache.internal:6380/2');
+    expect(validateOptions({}).redis).toBeUndefined();
+  });
+
+  it('turns the memory tier off with memory: false', () => {
+    expect(validateOptions({ memory: false }).memory).toBe(false);
+    expect(createCache({ memory: false }).stats().memory).toBeNull();
+  });
+
+  it('requires memory to be an object or false', () => {
+    expect(messageOf({ memory: true })).toBe('Expected `memory` to be an object, got `true` (boolean)');
+    expect(messageOf({ memory: null })).toBe('Expected `memory` to be an object, got `null`');
+  });
+
+  it('refuses an unbounded or empty memory tier', () => {
+    for (const bad of [0, -1, 1.5, Infinity, NaN, '100', 2 ** 53]) {
+      expect(messageOf({ memory: { maxEntries: bad } })).toMatch(
+        /^Expected `memory\.maxEntries` to be a positive integer, got /,
+      );
+      expect(messageOf({ memory: { maxBytes: bad } })).toMatch(
+        /^Expected `memory\.maxBytes` to be a positive integer, got /,
+      );
+    }
+  });
+
+  it('fills the memory bounds that are left out from DEFAULTS', () => {
+    expect(validateOptions({ memory: { maxEntries: 5 } }).memory).toStrictEqual({
+      maxEntries: 5,
+      maxBytes: DEFAULTS.memory.maxBytes,
+      maxTtl: DEFAULTS.memory.maxTtl,
+    });
+    expect(validateOptions({ memory: { maxTtl: '30d' } }).memory).toMatchObject({ maxTtl: 30 * DAY });
+  });
+
+  it('requires timeouts to be an object with a positive redisMs', () => {
+    expect(messageOf({ timeouts: 100 })).toBe('Expected `timeouts` to be an object, got `100` (number)');
+    expect(validateOptions({ timeouts: { redisMs: '250ms' } }).redisTimeoutMs).toBe(250);
+    expect(validateOptions({ timeouts: {} }).redisTimeoutMs).toBe(DEFAULTS.timeouts.redisMs);
+  });
+
+  it('requires maxValueBytes and maxKeyLength to be positive integers', () => {
+    expect(messageOf({ maxValueBytes: 0 })).toBe('Expected `maxValueBytes` to be a positive integer, got `0` (number)');
+    expect(messageOf({ maxKeyLength: '64' })).toBe(
+      'Expected `maxKeyLength` to be a positive integer, got `"64"` (string)',
+    );
+    expect(validateOptions({ maxValueBytes: 10, maxKeyLength: 3 })).toMatchObject({
+      maxValueBytes: 10,
+      maxKeyLength: 3,
+    });
+  });
+
+  it("requires writeErrors to be 'report' or 'throw'", () => {
+    expect(messageOf({ writeErrors: 'ignore' })).toBe(
+      "Expected `writeErrors` to be 'report' or 'throw', got `\"ignore\"` (string)",
+    );
+    expect(validateOptions({ writeErrors: 'throw' }).writeErrors).toBe('throw');
+  });
+
+  it('requires clock to be an object with a now() method', () => {
+    expect(messageOf({ clock: {} })).toBe('Expected `clock` to be an object with a now() method, got (object)');
+    expect(messageOf({ clock: Date.now })).toBe('Expected `clock` to be an object with a now() method, got (function)');
+    const clock = { now: () => 5 };
+    expect(validateOptions({ clock }).clock).toBe(clock);
+  });
+
+  it('makes createCache throw synchronously, before anything is created', () => {
+    expect(() => createCache({ ttl: -5 })).toThrow(ConfigurationError);
+    expect(() => createCache({ ttl: -5 })).toThrow(
+      `Expected \`ttl\` to be a positive duration ${DURATION_HINT}, got \`-5\` (number)`,
+    );
+  });
+});
+
+describe('per-call tags', () => {
+  const defaults = validateOptions({});
+
+  it('accepts up to the maximum number of non-empty strings', () => {
+    const tags = Array.from({ length: DEFAULTS.maxTags }, (_, i) => `t${i}`);
+    expect(resolveSetOptions(defaults, { tags }).tags).toStrictEqual(tags);
+  });
+
+  it.each<[string, unknown]>([
+    ['too many', Array.from({ length: DEFAULTS.maxTags + 1 }, (_, i) => `t${i}`)],
+    ['an empty tag', ['ok', '']],
+    ['a tag over 256 characters', ['x'.repeat(257)]],
+    ['a tag that is not a string', [1]],
+    ['a string instead of an array', 'user'],
+  ])('rejects %s', (_name, tags) => {
+    expect(() => resolveSetOptions(defaults, { tags: tags as string[] })).toThrow(
+      /^Expected `tags` to be an array of at most 64 non-empty strings/,
+    );
+  });
+});
+
+describe('DEFAULTS', () => {
+  it('are what validateOptions returns when nothing is given', () => {
+    const expected = {
+      prefix: DEFAULTS.prefix,
+      redis: undefined,
+      memory: DEFAULTS.memory,
+      ttl: DEFAULTS.ttl,
+      grace: DEFAULTS.grace,
+      redisTimeoutMs: DEFAULTS.timeouts.redisMs,
+      maxValueBytes: DEFAULTS.maxValueBytes,
+      maxKeyLength: DEFAULTS.maxKeyLength,
+      writeErrors: DEFAULTS.writeErrors,
+      clock: undefined,
+    };
+    expect(validateOptions({})).toMatchObject(expected);
+    expect(validateOptions()).toStrictEqual(validateOptions({}));
+    expect(validateOptions({ ttl: undefined, memory: undefined })).toStrictEqual(validateOptions({}));
+  });
+
+  it('are bounded and match their documented units', () => {
+    expect(DEFAULTS).toMatchObject({
+      prefix: 'tiercache:',
+      ttl: 5 * MINUTE,
+      grace: 0,
+      memory: { maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: HOUR },
+      timeouts: { redisMs: 100 },
+      maxValueBytes: 1024 * 1024,
+      maxKeyLength: 1024,
+      writeErrors: 'report',
+    });
+  });
+
+  it('give a per-call option set the cache-wide ttl and grace and no tags', () => {
+    const defaults = validateOptions({ ttl: '1m', grace: '30s' });
+    expect(resolveSetOptions(defaults, undefined)).toStrictEqual({ ttl: MINUTE, grace: 30 * SECOND, tags: [] });
+    expect(resolveSetOptions(defaults, {})).toStrictEqual({ ttl: MINUTE, grace: 30 * SECOND, tags: [] });
+  });
+});
