@@ -17,6 +17,8 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
+          // Projects run one after another (unit first); each sets its own parallelism.
+          sequence: { groupOrder: 0 },
           include: ['packages/tiercache/test/unit/**/*.test.ts'],
           environment: 'node',
         },
@@ -25,6 +27,8 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'integration',
+          // Projects run one after another (unit first); each sets its own parallelism.
+          sequence: { groupOrder: 1 },
           include: ['packages/tiercache/test/integration/**/*.test.ts'],
           environment: 'node',
           testTimeout: 30_000,
@@ -37,6 +41,8 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'service',
+          // Projects run one after another (unit first); each sets its own parallelism.
+          sequence: { groupOrder: 2 },
           include: ['examples/service/test/**/*.test.ts'],
           environment: 'node',
           testTimeout: 60_000,
@@ -48,6 +54,8 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'bench',
+          // Projects run one after another (unit first); each sets its own parallelism.
+          sequence: { groupOrder: 3 },
           include: ['bench/test/**/*.test.ts'],
           environment: 'node',
           testTimeout: 60_000,

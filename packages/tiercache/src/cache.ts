@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { createEntry, decodeEntry, encodeEntry } from './entry.js';
 import type { Entry } from './entry.js';
 import {
@@ -5,16 +6,29 @@ import {
   CacheError,
   CacheTimeoutError,
   ConfigurationError,
+  ConnectionError,
   InvalidKeyError,
+  LoaderTimeoutError,
   SerializationError,
   describeValue,
 } from './errors.js';
+import { Subscriber } from './invalidation/subscriber.js';
 import { Emitter } from './observability/events.js';
 import type { CacheEvents, Disposer, Listener } from './observability/events.js';
 import { Counters } from './observability/stats.js';
 import type { CacheStats } from './observability/stats.js';
-import { resolveSetOptions, validateOptions } from './options.js';
-import type { CacheOptions, ResolvedOptions, ResolvedSetOptions, SetOptions } from './options.js';
+import { resolveGetOrSetOptions, resolveSetOptions, validateOptions } from './options.js';
+import type {
+  Alert,
+  CacheOptions,
+  GetOrSetOptions,
+  ResolvedGetOrSetOptions,
+  ResolvedOptions,
+  SetOptions,
+} from './options.js';
+import { CircuitBreaker, isOutageError } from './resilience/breaker.js';
+import type { AdmittedTicket } from './resilience/breaker.js';
+import { LockWaiters, lockKeyFor, lockToken } from './resilience/lock.js';
 import { EncodeError } from './serializer.js';
 import { LruMemoryTier } from './tiers/memory.js';
 import { RedisTier } from './tiers/redis.js';
@@ -34,6 +48,8 @@ export interface ReadResult<T> {
 export interface LoaderContext {
   /** The key being loaded, without the prefix. */
   readonly key: string;
+  /** Aborted when the call's `hardTimeout` passes (the result is still cached if it arrives). */
+  readonly signal: AbortSignal;
 }
 
 export type Loader<T> = (context: LoaderContext) => T | Promise<T>;
@@ -57,9 +73,13 @@ export interface Cache {
   mget<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]>;
   /** Writes every entry to memory and to Redis in one round trip. */
   mset<T = unknown>(entries: readonly MsetEntry<T>[]): Promise<void>;
-  /** The cached value, or the loader's (then cached). Concurrent calls for one key run the loader once. */
-  getOrSet<T>(key: string, loader: Loader<T>, options?: SetOptions): Promise<T>;
-  getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: SetOptions): Promise<ReadResult<T>>;
+  /**
+   * The cached value, or the loader's (then cached). Concurrent calls for one key run the loader once per process,
+   * and once across processes while the distributed lock holds. A loader failure is the caller's error unless a stale
+   * copy within grace can be served.
+   */
+  getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
+  getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>>;
   /** Removes every key under this cache's prefix (or namespace), in memory and in Redis. Never FLUSHDB. */
   clear(): Promise<void>;
   /** A view whose keys live under `${prefix}${name}:`, sharing this cache's memory, connection and stats. */
@@ -78,10 +98,25 @@ interface Core {
   readonly clock: Clock;
   readonly memory: MemoryTier<Entry> | undefined;
   readonly remote: RemoteTier | undefined;
+  readonly breaker: CircuitBreaker | undefined;
+  readonly subscriber: Subscriber | undefined;
   readonly counters: Counters;
   readonly events: Emitter;
-  /** One load per full key per process. */
+  readonly alert: (alert: Alert) => void;
+  /** One load per full key per process; the entry stays until the loader itself settles. */
   readonly inflight: Map<string, Promise<ReadResult<unknown>>>;
+  /**
+   * Loads in flight by full key, each with a token of its own. A write or delete of the key replaces or removes the
+   * token, and a load whose token is gone keeps its result out of both tiers (it was loaded before the change).
+   */
+  readonly loading: Map<string, symbol>;
+  /** After a loader failure served stale: no new loader call for the key before this time. Pruned as it grows. */
+  readonly backoff: Map<string, number>;
+  readonly waiters: LockWaiters;
+  /** Where a loader that wrote a value announces it, so waiters in other processes wake. */
+  readonly loadedChannel: string;
+  /** Background work the cache started (refreshes, late loaders): awaited by close(). */
+  readonly background: Set<Promise<unknown>>;
   closing: Promise<void> | undefined;
 }
 
@@ -90,6 +125,25 @@ function exceedsBytes(encoded: string, max: number): boolean {
   if (encoded.length * 3 <= max) return false;
   if (encoded.length > max) return true;
   return Buffer.byteLength(encoded) > max;
+}
+
+const MAX_BACKOFF_KEYS = 10_000;
+/** How long close() waits for loads and refreshes in flight before closing connections under them. */
+const CLOSE_WAIT_MS = 1_000;
+
+/** What a Redis call came to: its value, or why there is none (`error` undefined: skipped without trying). */
+type RemoteOutcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error?: CacheError };
+const SKIPPED: RemoteOutcome<never> = Object.freeze({ ok: false });
+
+/** One getOrSet load: `running` is the loader's own settlement while it runs, undefined before and after. */
+interface Flight {
+  running: Promise<unknown> | undefined;
+}
+
+/** A read of one key from Redis: the decoded entry (fresh or within grace) and its encoded size. */
+interface RemoteEntry {
+  readonly entry: Entry;
+  readonly size: number;
 }
 
 class TierCache implements Cache {
@@ -120,17 +174,48 @@ class TierCache implements Cache {
     else {
       c.redisErrors++;
       if (error instanceof CacheTimeoutError) c.redisTimeouts++;
+      this.#core.alert({ kind: 'redis-error', key, message: `${operation}: ${error.message}` });
     }
     this.#core.events.emit('error', { operation, key, error });
   }
 
-  /** The remote tier when it is worth trying; counts a skip when it is configured but not connected. */
-  #remote(): RemoteTier | undefined {
-    const remote = this.#core.remote;
-    if (remote === undefined) return undefined;
-    if (remote.available) return remote;
-    this.#core.counters.redisSkipped++;
-    return undefined;
+  /**
+   * Runs one Redis operation behind the breaker. Never throws: a skipped or failed call comes back as `ok: false`
+   * (failures reported and counted). Only outage errors (timeouts, connection, cluster-down) count for the breaker.
+   */
+  async #tryRemote<T>(
+    operation: 'get' | 'set' | 'delete' | 'clear' | 'lock',
+    key: string | undefined,
+    run: (remote: RemoteTier) => Promise<T>,
+  ): Promise<RemoteOutcome<T>> {
+    const { remote, breaker, counters } = this.#core;
+    if (remote === undefined) return SKIPPED;
+    if (!remote.available) {
+      counters.redisSkipped++;
+      return SKIPPED;
+    }
+    let ticket: AdmittedTicket | undefined;
+    if (breaker !== undefined) {
+      const granted = breaker.acquire();
+      if (granted.kind === 'reject') {
+        counters.breakerSkipped++;
+        return SKIPPED;
+      }
+      ticket = granted;
+    }
+    try {
+      const value = await run(remote);
+      if (ticket) breaker?.success(ticket);
+      return { ok: true, value };
+    } catch (caught) {
+      const error = caught instanceof CacheError ? caught : new ConnectionError(String(caught), { cause: caught, key });
+      if (ticket) {
+        if (isOutageError(error)) breaker?.failure(ticket, key);
+        else breaker?.success(ticket);
+      }
+      this.#report(operation === 'lock' ? 'get' : operation, key, error);
+      return { ok: false, error };
+    }
   }
 
   /** Decodes what Redis returned; a corrupt, oversize or unknown-version entry is a miss, counted. */
@@ -177,36 +262,41 @@ class TierCache implements Cache {
   }
 
   #remember(fullKey: string, entry: Entry, size: number, now: number): void {
-    const memory = this.#core.memory;
-    if (memory === undefined || this.#core.options.memory === false) return;
-    memory.set(fullKey, entry, size, Math.min(entry.graceUntil, now + this.#core.options.memory.maxTtl));
+    const { memory, options } = this.#core;
+    if (memory === undefined || options.memory === false) return;
+    memory.set(fullKey, entry, size, Math.min(entry.graceUntil, now + options.memory.maxTtl));
   }
 
-  /** Applies a failed Redis write: count and emit it, and reject the call if the user asked for that. */
-  #writeFailed(operation: 'set' | 'delete' | 'clear', key: string | undefined, error: unknown): void {
-    const cacheError =
-      error instanceof CacheError ? error : new CacheError('TIERCACHE_CONNECTION', String(error), { cause: error });
-    this.#report(operation, key, cacheError);
-    if (this.#core.options.writeErrors === 'throw') throw cacheError;
+  /** TTL spread by the jitter option, so keys written together do not expire together. */
+  #ttl(ttl: number): number {
+    const jitter = this.#core.options.jitter;
+    return jitter === 0 ? ttl : Math.max(1, Math.round(ttl * (1 - Math.random() * jitter)));
   }
 
-  /** Reads Redis for one key; fills memory on a fresh hit. Never throws: a failure is a miss. */
-  async #readRemote(key: string, fullKey: string): Promise<ReadResult<unknown> | undefined> {
-    const remote = this.#remote();
-    if (remote === undefined) return undefined;
-    let raw: string | undefined;
-    try {
-      raw = await remote.get(fullKey);
-    } catch (error) {
-      this.#report('get', key, error as CacheError);
-      return undefined;
-    }
+  /** A write or delete of `fullKey` happened here: a load of the key that is in flight must not store its result. */
+  #supersede(fullKey: string): void {
+    const loading = this.#core.loading;
+    if (loading.has(fullKey)) loading.delete(fullKey);
+  }
+
+  /** Reads one key from Redis: the entry (fresh or within grace) or undefined. Never throws. */
+  async #readRemote(key: string, fullKey: string): Promise<RemoteEntry | undefined> {
+    const outcome = await this.#tryRemote('get', key, (remote) => remote.get(fullKey));
+    if (!outcome.ok) return undefined;
+    const raw = outcome.value;
     const entry = this.#decode(key, raw);
     if (entry === undefined || raw === undefined) return undefined;
+    if (this.#core.clock.now() >= entry.graceUntil) return undefined;
+    return { entry, size: raw.length };
+  }
+
+  /** A fresh Redis hit as a read result, filling memory; undefined for a miss or a stale copy. */
+  #freshFromRemote(fullKey: string, found: RemoteEntry | undefined): ReadResult<unknown> | undefined {
+    if (found === undefined) return undefined;
     const now = this.#core.clock.now();
-    if (now >= entry.expiresAt) return undefined;
-    this.#remember(fullKey, entry, raw.length, now);
-    return { value: entry.value, source: 'redis', expiresInMs: entry.expiresAt - now };
+    if (now >= found.entry.expiresAt) return undefined;
+    this.#remember(fullKey, found.entry, found.size, now);
+    return { value: found.entry.value, source: 'redis', expiresInMs: found.entry.expiresAt - now };
   }
 
   // ── the read path ──────────────────────────────────────────────────────────────────────────────────────────
@@ -254,7 +344,7 @@ class TierCache implements Cache {
   }
 
   async #getSlow(key: string, fullKey: string): Promise<ReadResult<unknown> | undefined> {
-    const result = await this.#readRemote(key, fullKey);
+    const result = this.#freshFromRemote(fullKey, await this.#readRemote(key, fullKey));
     if (result === undefined) this.#core.counters.misses++;
     else this.#core.counters.redisHits++;
     return result;
@@ -275,22 +365,17 @@ class TierCache implements Cache {
       else out[i] = hit.value as T;
     }
     const counters = this.#core.counters;
-    const remote = missing.length > 0 ? this.#remote() : undefined;
-    if (remote === undefined) {
-      counters.misses += missing.length;
-      return out;
-    }
-    let raws: (string | undefined)[];
-    try {
-      raws = await remote.getMany(missing.map((i) => fullKeys[i] as string));
-    } catch (error) {
-      this.#report('get', undefined, error as CacheError);
+    if (missing.length === 0) return out;
+    const outcome = await this.#tryRemote('get', undefined, (remote) =>
+      remote.getMany(missing.map((i) => fullKeys[i] as string)),
+    );
+    if (!outcome.ok) {
       counters.misses += missing.length;
       return out;
     }
     const now = this.#core.clock.now();
     missing.forEach((index, j) => {
-      const raw = raws[j];
+      const raw = outcome.value[j];
       const entry = this.#decode(keys[index] as string, raw);
       if (entry === undefined || raw === undefined || now >= entry.expiresAt) {
         counters.misses++;
@@ -303,92 +388,400 @@ class TierCache implements Cache {
     return out;
   }
 
-  async getOrSet<T>(key: string, loader: Loader<T>, options?: SetOptions): Promise<T> {
+  async getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T> {
     return (await this.getOrSetWithMeta(key, loader, options)).value;
   }
 
-  getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: SetOptions): Promise<ReadResult<T>> {
+  getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>> {
     let fullKey: string;
-    let resolved: ResolvedSetOptions;
+    let resolved: ResolvedGetOrSetOptions;
     try {
       fullKey = this.#fullKey(key);
       if (typeof loader !== 'function') {
         throw new ConfigurationError(`Expected the loader to be a function, got ${describeValue(loader)}`);
       }
-      resolved = resolveSetOptions(this.#core.options, options);
+      resolved = resolveGetOrSetOptions(this.#core.options, options);
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    const hit = this.#memoryHit(fullKey);
-    if (hit !== undefined) return Promise.resolve(hit as ReadResult<T>);
-    const inflight = this.#core.inflight;
+    const { memory, clock, counters, inflight } = this.#core;
+    let staleInMemory: Entry | undefined;
+    if (memory !== undefined) {
+      const now = clock.now();
+      const entry = memory.get(fullKey, now);
+      if (entry !== undefined) {
+        if (now < entry.expiresAt) {
+          counters.memoryHits++;
+          if (resolved.refreshAhead !== undefined)
+            this.#maybeRefresh(key, fullKey, loader as Loader<unknown>, resolved, entry, now);
+          return Promise.resolve({ value: entry.value as T, source: 'memory', expiresInMs: entry.expiresAt - now });
+        }
+        staleInMemory = entry;
+      }
+    }
     const running = inflight.get(fullKey);
     if (running !== undefined) return running as Promise<ReadResult<T>>;
-    const load = this.#load(key, fullKey, loader, resolved).finally(() => inflight.delete(fullKey));
-    inflight.set(fullKey, load);
-    return load as Promise<ReadResult<T>>;
+    return this.#startLoad(key, fullKey, loader as Loader<unknown>, resolved, staleInMemory, false) as Promise<
+      ReadResult<T>
+    >;
+  }
+
+  /**
+   * Registers a load as the one in flight for its key. It leaves the map the moment its answer settles (before any
+   * caller resumes, so the next call after a failure starts afresh), unless the loader still runs in the background
+   * after a soft or hard timeout: then it stays until the loader settles, so a slow origin gets one call, not many.
+   */
+  #startLoad(
+    key: string,
+    fullKey: string,
+    loader: Loader<unknown>,
+    options: ResolvedGetOrSetOptions,
+    stale: Entry | undefined,
+    refresh: boolean,
+  ): Promise<ReadResult<unknown>> {
+    const { inflight, background } = this.#core;
+    const flight: Flight = { running: undefined };
+    const answer = this.#load(key, fullKey, loader, options, stale, refresh, flight);
+    const leave = (): void => {
+      if (inflight.get(fullKey) === answer) inflight.delete(fullKey);
+    };
+    const onSettled = (): void => {
+      const running = flight.running;
+      if (running === undefined) return leave();
+      background.add(running);
+      void running.finally(() => {
+        background.delete(running);
+        leave();
+      });
+    };
+    answer.then(onSettled, onSettled);
+    inflight.set(fullKey, answer);
+    return answer;
   }
 
   async #load(
     key: string,
     fullKey: string,
     loader: Loader<unknown>,
-    options: ResolvedSetOptions,
+    options: ResolvedGetOrSetOptions,
+    staleInMemory: Entry | undefined,
+    refresh: boolean,
+    flight: Flight,
   ): Promise<ReadResult<unknown>> {
-    const counters = this.#core.counters;
-    const cached = await this.#readRemote(key, fullKey);
-    if (cached !== undefined) {
-      counters.redisHits++;
-      return cached;
+    const { counters, clock, backoff } = this.#core;
+    let stale = staleInMemory;
+    const found = await this.#readRemote(key, fullKey);
+    if (refresh) {
+      // Another process may have refreshed already: a newer fresh copy in Redis makes this refresh unnecessary.
+      const current = staleInMemory;
+      if (found !== undefined && current !== undefined && found.entry.createdAt > current.createdAt) {
+        const fresh = this.#freshFromRemote(fullKey, found);
+        if (fresh !== undefined) return fresh;
+      }
+    } else {
+      const fresh = this.#freshFromRemote(fullKey, found);
+      if (fresh !== undefined) {
+        counters.redisHits++;
+        return fresh;
+      }
+      if (found !== undefined && (stale === undefined || found.entry.createdAt > stale.createdAt)) stale = found.entry;
+      counters.misses++;
     }
-    counters.misses++;
+    if (stale !== undefined && clock.now() >= stale.graceUntil) stale = undefined;
+
+    // Fail-safe backoff: the loader failed recently for this key and a stale copy stands in; do not hammer the origin.
+    const retryAt = backoff.get(fullKey);
+    if (stale !== undefined && retryAt !== undefined) {
+      if (clock.now() < retryAt) return this.#serveStale(stale);
+      backoff.delete(fullKey);
+    }
+
+    const lock = await this.#acquireOrWait(key, fullKey, refresh);
+    if (lock.kind === 'value') return lock.result;
+    if (lock.kind === 'busy') {
+      // Only refreshes get here, and nobody awaits a refresh's answer but the single-flight map: no stale hit counted.
+      return { value: staleInMemory?.value, source: 'memory', expiresInMs: 0 };
+    }
+    return this.#runLoader(key, fullKey, loader, options, stale, lock.token, flight);
+  }
+
+  #serveStale(entry: Entry): ReadResult<unknown> {
+    this.#core.counters.staleHits++;
+    return { value: entry.value, source: 'stale', expiresInMs: entry.expiresAt - this.#core.clock.now() };
+  }
+
+  /**
+   * The distributed lock on a miss in both tiers: take it (`token`), or wait for its holder's value, polling as a
+   * fallback for the publish, and load without it once `lock.waitMs` is spent (availability wins over dedupe). A
+   * refresh never waits: if someone else holds the lock, someone else is refreshing (`busy`).
+   */
+  async #acquireOrWait(
+    key: string,
+    fullKey: string,
+    refresh: boolean,
+  ): Promise<
+    | { readonly kind: 'value'; readonly result: ReadResult<unknown> }
+    | { readonly kind: 'busy' }
+    | { readonly kind: 'load'; readonly token: string }
+  > {
+    const { options, counters, waiters } = this.#core;
+    const lockOptions = options.lock;
+    if (lockOptions === false || this.#core.remote === undefined) return { kind: 'load', token: '' };
+    const lockKey = lockKeyFor(this.prefix, fullKey);
+    const token = lockToken();
+    const first = await this.#tryRemote('lock', key, (remote) => remote.acquireLock(lockKey, token, lockOptions.ttlMs));
+    if (!first.ok) return { kind: 'load', token: '' };
+    if (first.value) {
+      counters.locksAcquired++;
+      return { kind: 'load', token };
+    }
+    if (refresh) return { kind: 'busy' };
+    counters.lockWaits++;
+    const pollMs = Math.min(250, Math.max(20, Math.round(lockOptions.ttlMs / 10)));
+    const deadline = performance.now() + lockOptions.waitMs;
+    for (;;) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0 || this.#core.closing) break;
+      await waiters.wait(fullKey, Math.min(remaining, pollMs));
+      const fresh = this.#freshFromRemote(fullKey, await this.#readRemote(key, fullKey));
+      if (fresh !== undefined) {
+        counters.redisHits++;
+        return { kind: 'value', result: fresh };
+      }
+      // The holder finished without a value, failed, or died and its lock expired: one waiter takes over.
+      const again = await this.#tryRemote('lock', key, (remote) =>
+        remote.acquireLock(lockKey, token, lockOptions.ttlMs),
+      );
+      if (!again.ok) break;
+      if (again.value) {
+        counters.locksAcquired++;
+        return { kind: 'load', token };
+      }
+    }
+    counters.lockWaitTimeouts++;
+    return { kind: 'load', token: '' };
+  }
+
+  /**
+   * Runs the loader (holding the lock when `token` is set) under the soft and hard timeouts. The loader's result is
+   * stored whenever it arrives, even after the caller was answered with a stale copy or a timeout.
+   */
+  #runLoader(
+    key: string,
+    fullKey: string,
+    loader: Loader<unknown>,
+    options: ResolvedGetOrSetOptions,
+    stale: Entry | undefined,
+    token: string,
+    flight: Flight,
+  ): Promise<ReadResult<unknown>> {
+    const { counters, clock, loading, options: cacheOptions } = this.#core;
     counters.loaderCalls++;
-    let value: unknown;
+    const startedAt = clock.now();
+    const loadToken = Symbol(fullKey);
+    loading.set(fullKey, loadToken);
+    const controller = new AbortController();
+    const lockKey = lockKeyFor(this.prefix, fullKey);
+
+    // A long loader keeps its lock: extended every third of its TTL, stopped when the loader settles.
+    let extender: NodeJS.Timeout | undefined;
+    if (token !== '' && cacheOptions.lock !== false) {
+      const ttlMs = cacheOptions.lock.ttlMs;
+      extender = setInterval(
+        () => {
+          void this.#tryRemote('lock', key, (remote) => remote.extendLock(lockKey, token, ttlMs));
+        },
+        Math.max(10, Math.floor(ttlMs / 3)),
+      );
+      extender.unref();
+    }
+
+    const loaded = (async () => loader({ key, signal: controller.signal }))();
+    const stored = loaded.then(
+      (value) => this.#storeLoaded(key, fullKey, value, options, startedAt, token, loadToken),
+      async (error: unknown) => {
+        counters.loaderErrors++;
+        if (token !== '') await this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, token));
+        throw error;
+      },
+    );
+    // The loader's settlement, which never rejects: whoever answered the caller, the outcome is observed here.
+    const done = stored.then(
+      () => undefined,
+      () => undefined,
+    );
+    flight.running = done;
+    // Registered before the caller's answer is wired below, so it runs first: when the answer settles because the
+    // loader did, the flight already knows the loader is done.
+    const finished = (): void => {
+      flight.running = undefined;
+      if (extender) clearInterval(extender);
+      if (loading.get(fullKey) === loadToken) loading.delete(fullKey);
+    };
+    stored.then(finished, finished);
+    return new Promise<ReadResult<unknown>>((resolve, reject) => {
+      let answered = false;
+      const timers: NodeJS.Timeout[] = [];
+      const answer = (fn: () => void): void => {
+        if (answered) return;
+        answered = true;
+        for (const timer of timers) clearTimeout(timer);
+        fn();
+      };
+      if (stale !== undefined && options.softTimeout !== undefined) {
+        timers.push(setTimeout(() => answer(() => resolve(this.#serveStale(stale))), options.softTimeout));
+      }
+      if (options.hardTimeout !== undefined) {
+        const hardTimeout = options.hardTimeout;
+        timers.push(
+          setTimeout(() => {
+            controller.abort(new LoaderTimeoutError(`The loader of \`${key}\` took longer than ${hardTimeout} ms`));
+            // The lock goes now so other processes can try; the late result is still stored, without it.
+            if (token !== '') void this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, token));
+            answer(() =>
+              stale !== undefined
+                ? resolve(this.#serveStale(stale))
+                : reject(
+                    new LoaderTimeoutError(`The loader of \`${key}\` took longer than ${hardTimeout} ms`, { key }),
+                  ),
+            );
+          }, hardTimeout),
+        );
+      }
+      stored.then(
+        (result) => answer(() => resolve(result)),
+        (error: unknown) =>
+          answer(() => {
+            if (stale !== undefined && !(error instanceof SerializationError)) {
+              this.#noteFailure(fullKey, options.graceBackoff);
+              resolve(this.#serveStale(stale));
+            } else reject(error as Error);
+          }),
+      );
+    });
+  }
+
+  #noteFailure(fullKey: string, graceBackoff: number): void {
+    const backoff = this.#core.backoff;
+    if (graceBackoff === 0) return;
+    if (backoff.size >= MAX_BACKOFF_KEYS) {
+      const now = this.#core.clock.now();
+      for (const [key, until] of backoff) if (until <= now) backoff.delete(key);
+      if (backoff.size >= MAX_BACKOFF_KEYS) backoff.delete(backoff.keys().next().value as string);
+    }
+    backoff.set(fullKey, this.#core.clock.now() + graceBackoff);
+  }
+
+  /** Stores a loaded value in both tiers unless a newer write or an invalidation came while it loaded. */
+  async #storeLoaded(
+    key: string,
+    fullKey: string,
+    value: unknown,
+    options: ResolvedGetOrSetOptions,
+    startedAt: number,
+    token: string,
+    loadToken: symbol,
+  ): Promise<ReadResult<unknown>> {
+    const { loading, backoff } = this.#core;
+    // The entry is as old as the start of its load: a write or invalidation after that start is newer than it.
+    const ttl = this.#ttl(options.ttl);
+    const entry = createEntry(value, startedAt, ttl, options.grace, options.tags);
+    const result: ReadResult<unknown> = {
+      value,
+      source: 'origin',
+      expiresInMs: entry.expiresAt - this.#core.clock.now(),
+    };
+    backoff.delete(fullKey);
+    const lockKey = lockKeyFor(this.prefix, fullKey);
+    const release = async (): Promise<void> => {
+      if (token !== '') await this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, token));
+    };
+    // An unencodable value is a bug and is thrown; an oversize one is data: the caller gets it, uncached, reported.
+    let encoded: string;
     try {
-      value = await loader({ key });
+      encoded = this.#encode(key, entry);
     } catch (error) {
-      counters.loaderErrors++;
+      await release();
       throw error;
     }
-    const entry = createEntry(value, this.#core.clock.now(), options.ttl, options.grace, options.tags);
-    // An unencodable value is a bug and is thrown; an oversize one is data: the caller gets it, uncached, reported.
-    const encoded = this.#encode(key, entry);
     const oversize = this.#oversize(key, encoded);
     if (oversize) {
       this.#report('set', key, oversize);
-      return { value, source: 'origin', expiresInMs: options.ttl };
+      await release();
+      return result;
     }
-    this.#remember(fullKey, entry, encoded.length, entry.createdAt);
-    await this.#writeRemote(key, [{ key: fullKey, value: encoded, ttlMs: options.ttl + options.grace }], true);
-    return { value, source: 'origin', expiresInMs: options.ttl };
+    if (loading.get(fullKey) !== loadToken) {
+      // Written or invalidated here while loading: the caller gets what it asked for, the tiers keep the newer state.
+      await release();
+      return result;
+    }
+    const memory = this.#core.memory;
+    const current = memory?.get(fullKey, this.#core.clock.now());
+    if (current === undefined || current.createdAt <= startedAt) {
+      this.#remember(fullKey, entry, encoded.length, this.#core.clock.now());
+    }
+    const pttl = ttl + options.grace;
+    await this.#tryRemote('set', key, (remote) =>
+      remote.setLoaded({
+        key: fullKey,
+        value: encoded,
+        ttlMs: pttl,
+        createdAt: startedAt,
+        lockKey,
+        token,
+        channel: this.#core.loadedChannel,
+      }),
+    );
+    return result;
+  }
+
+  /** Starts one background refresh of a hot key past its refresh point; single-flight here and across processes. */
+  #maybeRefresh(
+    key: string,
+    fullKey: string,
+    loader: Loader<unknown>,
+    options: ResolvedGetOrSetOptions,
+    entry: Entry,
+    now: number,
+  ): void {
+    const refreshAhead = options.refreshAhead;
+    if (refreshAhead === undefined || this.#core.closing) return;
+    if (now < entry.createdAt + (entry.expiresAt - entry.createdAt) * refreshAhead) return;
+    if (this.#core.inflight.has(fullKey)) return;
+    this.#core.counters.refreshes++;
+    this.#startLoad(key, fullKey, loader, options, entry, true).catch(() => {
+      // A failed refresh leaves the current copy in place; the failure is counted as a loader error.
+    });
   }
 
   // ── the write path ─────────────────────────────────────────────────────────────────────────────────────────
 
-  /** Writes encoded entries to Redis; a failure is reported, and thrown only when asked for and `mayThrow`. */
-  async #writeRemote(key: string | undefined, writes: RemoteWrite[], quiet = false): Promise<void> {
-    const remote = this.#remote();
-    if (remote === undefined) return;
-    try {
-      if (writes.length === 1) {
-        const [write] = writes as [RemoteWrite];
-        await remote.set(write.key, write.value, write.ttlMs);
-      } else await remote.setMany(writes);
-    } catch (error) {
-      if (quiet) this.#report('set', key, error as CacheError);
-      else this.#writeFailed('set', key, error);
-    }
+  /** Applies a failed or skipped Redis write: reported already; rejects the call only when asked for. */
+  #writeOutcome(outcome: RemoteOutcome<unknown>): void {
+    if (outcome.ok || this.#core.options.writeErrors !== 'throw' || this.#core.remote === undefined) return;
+    throw outcome.error ?? new ConnectionError('Redis is unavailable (not connected, or the breaker is open)');
+  }
+
+  async #writeRemote(key: string | undefined, writes: RemoteWrite[]): Promise<void> {
+    const outcome = await this.#tryRemote('set', key, (remote) => {
+      if (writes.length !== 1) return remote.setMany(writes);
+      const [write] = writes as [RemoteWrite];
+      return remote.set(write.key, write.value, write.ttlMs);
+    });
+    this.#writeOutcome(outcome);
   }
 
   async set<T>(key: string, value: T, options?: SetOptions): Promise<void> {
     const fullKey = this.#fullKey(key);
     const resolved = resolveSetOptions(this.#core.options, options);
     const now = this.#core.clock.now();
-    const entry = createEntry(value, now, resolved.ttl, resolved.grace, resolved.tags);
+    const ttl = this.#ttl(resolved.ttl);
+    const entry = createEntry(value, now, ttl, resolved.grace, resolved.tags);
     const encoded = this.#encodeForWrite(key, entry);
     this.#core.counters.writes++;
+    this.#supersede(fullKey);
     this.#remember(fullKey, entry, encoded.length, now);
-    await this.#writeRemote(key, [{ key: fullKey, value: encoded, ttlMs: resolved.ttl + resolved.grace }]);
+    await this.#writeRemote(key, [{ key: fullKey, value: encoded, ttlMs: ttl + resolved.grace }]);
   }
 
   async mset<T = unknown>(entries: readonly MsetEntry<T>[]): Promise<void> {
@@ -403,11 +796,16 @@ class TierCache implements Cache {
       }
       const fullKey = this.#fullKey(item.key);
       const resolved = resolveSetOptions(this.#core.options, item);
-      const entry = createEntry(item.value, now, resolved.ttl, resolved.grace, resolved.tags);
-      return { fullKey, entry, encoded: this.#encodeForWrite(item.key, entry), ttlMs: resolved.ttl + resolved.grace };
+      const ttl = this.#ttl(resolved.ttl);
+      const entry = createEntry(item.value, now, ttl, resolved.grace, resolved.tags);
+      return { fullKey, entry, encoded: this.#encodeForWrite(item.key, entry), ttlMs: ttl + resolved.grace };
     });
+    if (prepared.length === 0) return;
     this.#core.counters.writes += prepared.length;
-    for (const p of prepared) this.#remember(p.fullKey, p.entry, p.encoded.length, now);
+    for (const p of prepared) {
+      this.#supersede(p.fullKey);
+      this.#remember(p.fullKey, p.entry, p.encoded.length, now);
+    }
     await this.#writeRemote(
       undefined,
       prepared.map((p) => ({ key: p.fullKey, value: p.encoded, ttlMs: p.ttlMs })),
@@ -430,47 +828,48 @@ class TierCache implements Cache {
   async #deleteFull(keys: readonly string[], fullKeys: string[]): Promise<number> {
     let inMemory = 0;
     const memory = this.#core.memory;
-    for (const fullKey of fullKeys) if (memory?.delete(fullKey)) inMemory++;
-    this.#core.counters.deletes += fullKeys.length;
-    const remote = this.#remote();
-    if (remote === undefined || fullKeys.length === 0) return inMemory;
-    try {
-      return Math.max(await remote.deleteMany(fullKeys), keys.length === 1 ? inMemory : 0);
-    } catch (error) {
-      this.#writeFailed('delete', keys.length === 1 ? keys[0] : undefined, error);
-      return inMemory;
+    for (const fullKey of fullKeys) {
+      this.#supersede(fullKey);
+      if (memory?.delete(fullKey)) inMemory++;
     }
+    this.#core.counters.deletes += fullKeys.length;
+    if (fullKeys.length === 0) return 0;
+    // The lock keys go in the same round trip: a loader still holding one then knows it was invalidated and does not
+    // write what it loaded before this delete.
+    const locks = fullKeys.map((fullKey) => lockKeyFor(this.prefix, fullKey));
+    const outcome = await this.#tryRemote('delete', keys.length === 1 ? keys[0] : undefined, (remote) =>
+      remote.deleteMany(fullKeys, locks),
+    );
+    this.#writeOutcome(outcome);
+    if (!outcome.ok) return inMemory;
+    return Math.max(outcome.value, keys.length === 1 ? inMemory : 0);
   }
 
   async clear(): Promise<void> {
     if (this.#core.closing) throw new CacheClosedError();
     this.#core.memory?.deleteByPrefix(this.prefix);
-    const remote = this.#remote();
-    if (remote === undefined) return;
-    try {
-      await remote.deleteByPrefix(this.prefix);
-    } catch (error) {
-      this.#writeFailed('clear', undefined, error);
-    }
+    for (const fullKey of [...this.#core.loading.keys()]) if (fullKey.startsWith(this.prefix)) this.#supersede(fullKey);
+    const outcome = await this.#tryRemote('clear', undefined, (remote) => remote.deleteByPrefix(this.prefix));
+    this.#writeOutcome(outcome);
   }
 
   // ── the rest ───────────────────────────────────────────────────────────────────────────────────────────────
 
   namespace(name: string): Cache {
-    if (typeof name !== 'string' || !/^[^\s*?[\]]{1,128}$/.test(name) || name.includes(':')) {
+    if (typeof name !== 'string' || !/^[^\s*?[\]{}]{1,128}$/.test(name) || name.includes(':')) {
       throw new ConfigurationError(
-        `Expected the namespace to be 1–128 characters without spaces, ':' or glob characters, got ${describeValue(name)}`,
+        `Expected the namespace to be 1–128 characters without spaces, ':', braces or glob characters, got ${describeValue(name)}`,
       );
     }
     return new TierCache(this.#core, `${this.prefix}${name}:`);
   }
 
   stats(): CacheStats {
-    const { counters: c, memory, remote, inflight } = this.#core;
+    const { counters: c, memory, remote, inflight, breaker } = this.#core;
     return {
-      hits: { memory: c.memoryHits, redis: c.redisHits },
+      hits: { memory: c.memoryHits, redis: c.redisHits, stale: c.staleHits },
       misses: c.misses,
-      loader: { calls: c.loaderCalls, errors: c.loaderErrors },
+      loader: { calls: c.loaderCalls, errors: c.loaderErrors, refreshes: c.refreshes },
       redis: {
         state: remote === undefined ? 'off' : remote.available ? 'ready' : 'unavailable',
         errors: c.redisErrors,
@@ -478,6 +877,8 @@ class TierCache implements Cache {
         skipped: c.redisSkipped,
         connectionErrors: c.connectionErrors,
       },
+      breaker: breaker === undefined ? null : { ...breaker.snapshot(), skipped: c.breakerSkipped },
+      lock: { acquired: c.locksAcquired, waits: c.lockWaits, waitTimeouts: c.lockWaitTimeouts },
       memory: memory === undefined ? null : { entries: memory.entries, bytes: memory.bytes },
       decodeErrors: c.decodeErrors,
       uncached: c.uncached,
@@ -497,9 +898,16 @@ class TierCache implements Cache {
   close(): Promise<void> {
     const core = this.#core;
     core.closing ??= (async () => {
-      // Loads in flight finish (their callers are waiting); nothing new starts once closing is set.
-      await Promise.allSettled([...core.inflight.values()]);
-      await core.remote?.close();
+      // Waiters stop waiting; loads and refreshes in flight finish (their callers are waiting), nothing new starts.
+      core.waiters.signalAll();
+      // Bounded: a loader that never settles must not hold close() hostage (its result would be dropped anyway).
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...core.background]),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
+      await Promise.allSettled([core.subscriber?.close(), core.remote?.close()]);
       core.memory?.clear();
       core.events.removeAll();
     })();
@@ -510,8 +918,19 @@ class TierCache implements Cache {
 /** Creates a cache. Throws `ConfigurationError` for invalid options; never waits for Redis. */
 export function createCache(options: CacheOptions = {}): Cache {
   const resolved = validateOptions(options);
+  const clock = resolved.clock ?? systemClock;
   const counters = new Counters();
   const events = new Emitter();
+  const notify = resolved.alerts?.notify;
+  // Alerts are deduplicated by the gate (issue: alerts) before they reach `notify`; until then they go straight out.
+  const alert = (payload: Alert): void => {
+    if (notify === undefined) return;
+    try {
+      void Promise.resolve(notify(payload)).catch(() => {});
+    } catch {
+      // A notifier that throws costs the request path nothing.
+    }
+  };
   const memory =
     resolved.memory === false
       ? undefined
@@ -526,14 +945,43 @@ export function createCache(options: CacheOptions = {}): Cache {
             events.emit('error', { operation: 'connection', key: undefined, error });
           },
         });
+  const breaker =
+    remote === undefined || resolved.breaker === false ? undefined : new CircuitBreaker(resolved.breaker, clock);
+  if (breaker !== undefined) {
+    breaker.on('open', (t) => alert({ kind: 'breaker-open', message: `Redis circuit breaker opened (${t.reason})` }));
+    breaker.on('half-open', () => alert({ kind: 'breaker-half-open', message: 'Redis circuit breaker half-open' }));
+    breaker.on('close', () => alert({ kind: 'breaker-close', message: 'Redis circuit breaker closed' }));
+  }
+  const waiters = new LockWaiters();
+  const loadedChannel = `${resolved.prefix}__loaded`;
+  const subscriber =
+    remote instanceof RedisTier && resolved.lock !== false
+      ? new Subscriber(remote.client, {
+          channels: [loadedChannel],
+          onMessage: (channel, message) => {
+            if (channel === loadedChannel) waiters.signal(message);
+          },
+          onError: () => {
+            counters.connectionErrors++;
+          },
+        })
+      : undefined;
   const core: Core = {
     options: resolved,
-    clock: resolved.clock ?? systemClock,
+    clock,
     memory,
     remote,
+    breaker,
+    subscriber,
     counters,
     events,
+    alert,
     inflight: new Map(),
+    loading: new Map(),
+    backoff: new Map(),
+    waiters,
+    loadedChannel,
+    background: new Set(),
     closing: undefined,
   };
   return new TierCache(core, resolved.prefix);

@@ -8,6 +8,8 @@ export const ErrorCode = {
   Serialization: 'TIERCACHE_SERIALIZATION',
   Connection: 'TIERCACHE_CONNECTION',
   Timeout: 'TIERCACHE_TIMEOUT',
+  LoaderTimeout: 'TIERCACHE_LOADER_TIMEOUT',
+  RedisReply: 'TIERCACHE_REDIS_REPLY',
   Closed: 'TIERCACHE_CLOSED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -62,6 +64,23 @@ export class ConnectionError extends CacheError {
 export class CacheTimeoutError extends CacheError {
   constructor(message: string, options?: CacheErrorOptions) {
     super(ErrorCode.Timeout, message, options);
+  }
+}
+
+/** A loader ran past its `hardTimeout` and no stale copy could stand in. Its late result is still cached. */
+export class LoaderTimeoutError extends CacheError {
+  constructor(message: string, options?: CacheErrorOptions) {
+    super(ErrorCode.LoaderTimeout, message, options);
+  }
+}
+
+/**
+ * Redis answered with an error about the command itself (WRONGTYPE, a script error, OOM): the server is up, so this
+ * does not count towards the circuit breaker.
+ */
+export class RedisReplyError extends CacheError {
+  constructor(message: string, options?: CacheErrorOptions) {
+    super(ErrorCode.RedisReply, message, options);
   }
 }
 

@@ -31,6 +31,59 @@ export interface TimeoutOptions {
   readonly redisMs?: Duration;
 }
 
+/** The circuit breaker around Redis (docs/resilience.md). */
+export interface BreakerOptions {
+  /**
+   * Qualifying failures (connection, timeout, cluster-down) within `windowMs` that open the breaker.
+   * @default 10
+   */
+  readonly threshold?: number;
+  /** @default '60s' */
+  readonly windowMs?: Duration;
+  /**
+   * How long the breaker stays open before one probe is let through.
+   * @default '30s'
+   */
+  readonly openMs?: Duration;
+  /**
+   * Distinct keys among those failures needed to open it, so one broken key cannot trip it.
+   * @default 2
+   */
+  readonly minDistinctKeys?: number;
+}
+
+/** The distributed stampede lock taken on a miss in both tiers. */
+export interface LockOptions {
+  /**
+   * How long a holder keeps the lock; extended while its loader runs, so it only bounds a dead holder.
+   * @default '10s'
+   */
+  readonly ttlMs?: Duration;
+  /**
+   * Longest wait for another process's load before loading here anyway (availability wins over dedupe).
+   * @default '5s'
+   */
+  readonly waitMs?: Duration;
+}
+
+/** An alert: a Redis error or a breaker transition, deduplicated by the cache before `notify` sees it. */
+export interface Alert {
+  readonly kind: 'redis-error' | 'breaker-open' | 'breaker-half-open' | 'breaker-close';
+  readonly key?: string | undefined;
+  readonly message: string;
+  /** Further alerts of this kind held back by the cooldown or the distinct-key cap since the last one sent. */
+  readonly suppressed?: number;
+}
+
+export interface AlertOptions {
+  /** Called without being awaited on the request path; a throw or rejection is caught and counted. */
+  readonly notify: (alert: Alert) => void | Promise<void>;
+  /** @default '10m' */
+  readonly cooldown?: Duration;
+  /** @default 6 */
+  readonly maxDistinctKeys?: number;
+}
+
 export interface CacheOptions {
   /**
    * Every Redis key lives under it. A prefix that does not end in `:` gets one, so `app:user` never overlaps
@@ -72,8 +125,34 @@ export interface CacheOptions {
    * @default 'report'
    */
   readonly writeErrors?: 'report' | 'throw';
+  /** The circuit breaker around Redis; `false` turns it off. */
+  readonly breaker?: BreakerOptions | false;
+  /** The cross-process stampede lock; `false` turns it off (each process still runs one loader per key). */
+  readonly lock?: LockOptions | false;
+  /** Where Redis errors and breaker transitions are reported, with a cooldown. */
+  readonly alerts?: AlertOptions;
+  /**
+   * Spread TTLs by up to this fraction (0–1), so keys written together do not expire together.
+   * @default 0
+   */
+  readonly jitter?: number;
   /** Where time comes from; tests inject a fake clock. */
   readonly clock?: Clock;
+}
+
+/** Per-call options of `getOrSet`. */
+export interface GetOrSetOptions extends SetOptions {
+  /** With a stale copy at hand, answer it after this long; the loader goes on and its result updates both tiers. */
+  readonly softTimeout?: Duration;
+  /** Give up on the loader after this long (`LoaderTimeoutError`, or the stale copy); a late result is still cached. */
+  readonly hardTimeout?: Duration;
+  /**
+   * After a loader failure served stale, do not call the loader for this key again for this long.
+   * @default '10s'
+   */
+  readonly graceBackoff?: Duration;
+  /** A hit past this fraction (0–1) of the TTL starts one background refresh, so hot keys never expire. */
+  readonly refreshAhead?: number;
 }
 
 /** Per-call options of `set`, `mset` and `getOrSet`. */
@@ -107,6 +186,29 @@ export const DEFAULTS = {
   writeErrors: 'report',
   /** Most tags on one entry. */
   maxTags: 64,
+  breaker: {
+    threshold: 10,
+    /** ms */
+    windowMs: 60_000,
+    /** ms */
+    openMs: 30_000,
+    minDistinctKeys: 2,
+  },
+  lock: {
+    /** ms */
+    ttlMs: 10_000,
+    /** ms */
+    waitMs: 5_000,
+  },
+  alerts: {
+    /** ms */
+    cooldown: 10 * 60_000,
+    maxDistinctKeys: 6,
+  },
+  /** fraction of the TTL */
+  jitter: 0,
+  /** ms */
+  graceBackoff: 10_000,
 } as const;
 
 /** setTimeout and friends overflow past 2^31-1 ms; TTLs are plain numbers here, so only sanity bounds them (10 y). */
@@ -122,6 +224,19 @@ export interface ResolvedOptions {
   readonly maxValueBytes: number;
   readonly maxKeyLength: number;
   readonly writeErrors: 'report' | 'throw';
+  readonly breaker:
+    | {
+        readonly threshold: number;
+        readonly windowMs: number;
+        readonly openMs: number;
+        readonly minDistinctKeys: number;
+      }
+    | false;
+  readonly lock: { readonly ttlMs: number; readonly waitMs: number } | false;
+  readonly alerts:
+    | { readonly notify: AlertOptions['notify']; readonly cooldown: number; readonly maxDistinctKeys: number }
+    | undefined;
+  readonly jitter: number;
   readonly clock: Clock | undefined;
 }
 
@@ -178,8 +293,65 @@ const TOP_LEVEL = [
   'maxValueBytes',
   'maxKeyLength',
   'writeErrors',
+  'breaker',
+  'lock',
+  'alerts',
+  'jitter',
   'clock',
 ] as const;
+
+function fraction(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new ConfigurationError(`Expected \`${name}\` to be a fraction from 0 to 1, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function resolveBreaker(input: unknown): ResolvedOptions['breaker'] {
+  if (input === false) return false;
+  const d = DEFAULTS.breaker;
+  if (input === undefined) return { ...d };
+  const b = plainObject('breaker', input);
+  rejectUnknown('breaker', b, ['threshold', 'windowMs', 'openMs', 'minDistinctKeys']);
+  return {
+    threshold: b['threshold'] === undefined ? d.threshold : positiveInteger('breaker.threshold', b['threshold']),
+    windowMs: b['windowMs'] === undefined ? d.windowMs : toMs('breaker.windowMs', b['windowMs']),
+    openMs: b['openMs'] === undefined ? d.openMs : toMs('breaker.openMs', b['openMs']),
+    minDistinctKeys:
+      b['minDistinctKeys'] === undefined
+        ? d.minDistinctKeys
+        : positiveInteger('breaker.minDistinctKeys', b['minDistinctKeys']),
+  };
+}
+
+function resolveLock(input: unknown): ResolvedOptions['lock'] {
+  if (input === false) return false;
+  const d = DEFAULTS.lock;
+  if (input === undefined) return { ...d };
+  const l = plainObject('lock', input);
+  rejectUnknown('lock', l, ['ttlMs', 'waitMs']);
+  return {
+    ttlMs: l['ttlMs'] === undefined ? d.ttlMs : toMs('lock.ttlMs', l['ttlMs']),
+    waitMs: l['waitMs'] === undefined ? d.waitMs : toMs('lock.waitMs', l['waitMs'], { allowZero: true }),
+  };
+}
+
+function resolveAlerts(input: unknown): ResolvedOptions['alerts'] {
+  if (input === undefined) return undefined;
+  const a = plainObject('alerts', input);
+  rejectUnknown('alerts', a, ['notify', 'cooldown', 'maxDistinctKeys']);
+  if (typeof a['notify'] !== 'function') {
+    throw new ConfigurationError(`Expected \`alerts.notify\` to be a function, got ${describeValue(a['notify'])}`);
+  }
+  return {
+    notify: a['notify'] as AlertOptions['notify'],
+    cooldown: a['cooldown'] === undefined ? DEFAULTS.alerts.cooldown : toMs('alerts.cooldown', a['cooldown']),
+    maxDistinctKeys:
+      a['maxDistinctKeys'] === undefined
+        ? DEFAULTS.alerts.maxDistinctKeys
+        : positiveInteger('alerts.maxDistinctKeys', a['maxDistinctKeys']),
+  };
+}
 
 /** Validates `createCache` options and fills in DEFAULTS. Throws `ConfigurationError` with the first problem. */
 export function validateOptions(input: unknown = {}): ResolvedOptions {
@@ -261,6 +433,10 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
         ? DEFAULTS.maxKeyLength
         : positiveInteger('maxKeyLength', options['maxKeyLength']),
     writeErrors,
+    breaker: resolveBreaker(options['breaker']),
+    lock: resolveLock(options['lock']),
+    alerts: resolveAlerts(options['alerts']),
+    jitter: options['jitter'] === undefined ? DEFAULTS.jitter : fraction('jitter', options['jitter']),
     clock: clock as Clock | undefined,
   };
 }
@@ -296,4 +472,46 @@ export function resolveSetOptions(defaults: ResolvedOptions, options: SetOptions
     tags = raw as string[];
   }
   return { ttl, grace, tags };
+}
+
+export interface ResolvedGetOrSetOptions extends ResolvedSetOptions {
+  readonly softTimeout: number | undefined;
+  readonly hardTimeout: number | undefined;
+  readonly graceBackoff: number;
+  readonly refreshAhead: number | undefined;
+}
+
+const PLAIN_GET_OR_SET = new WeakMap<ResolvedOptions, ResolvedGetOrSetOptions>();
+
+/** Per-call getOrSet options over the cache's defaults; the no-options case is resolved once per cache. */
+export function resolveGetOrSetOptions(
+  defaults: ResolvedOptions,
+  options: GetOrSetOptions | undefined,
+): ResolvedGetOrSetOptions {
+  if (options === undefined) {
+    let plain = PLAIN_GET_OR_SET.get(defaults);
+    if (plain === undefined) {
+      plain = {
+        ...resolveSetOptions(defaults, undefined),
+        softTimeout: undefined,
+        hardTimeout: undefined,
+        graceBackoff: DEFAULTS.graceBackoff,
+        refreshAhead: undefined,
+      };
+      PLAIN_GET_OR_SET.set(defaults, plain);
+    }
+    return plain;
+  }
+  const base = resolveSetOptions(defaults, options);
+  return {
+    ...base,
+    softTimeout: options.softTimeout === undefined ? undefined : toMs('softTimeout', options.softTimeout),
+    hardTimeout: options.hardTimeout === undefined ? undefined : toMs('hardTimeout', options.hardTimeout),
+    graceBackoff:
+      options.graceBackoff === undefined
+        ? DEFAULTS.graceBackoff
+        : toMs('graceBackoff', options.graceBackoff, { allowZero: true }),
+    refreshAhead:
+      options.refreshAhead === undefined ? undefined : fraction('refreshAhead', options.refreshAhead) || undefined,
+  };
 }

@@ -46,9 +46,32 @@ export interface RemoteTier {
   getMany(keys: readonly string[]): Promise<(string | undefined)[]>;
   set(key: string, value: string, ttlMs: number): Promise<void>;
   setMany(writes: readonly RemoteWrite[]): Promise<void>;
-  /** Returns how many keys existed. */
-  deleteMany(keys: readonly string[]): Promise<number>;
+  /**
+   * Unlinks `keys` (and `alsoUnlink`, uncounted, in the same round trip; each of those must share a hash slot with
+   * the key at the same index). Returns how many of `keys` existed.
+   */
+  deleteMany(keys: readonly string[], alsoUnlink?: readonly string[]): Promise<number>;
   /** Unlinks every key under the literal `prefix` (SCAN + UNLINK; glob characters escaped). Returns how many. */
   deleteByPrefix(prefix: string): Promise<number>;
+  /** `SET lockKey token NX PX ttlMs`: true when this caller now holds the lock. */
+  acquireLock(lockKey: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Extends the lock only while `token` still holds it (compare-and-pexpire). */
+  extendLock(lockKey: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Deletes the lock only while `token` still holds it (compare-and-delete): never another owner's lock. */
+  releaseLock(lockKey: string, token: string): Promise<void>;
+  /**
+   * Writes a loaded value unless something newer is there, in one round trip: skipped when `token` is given and no
+   * longer holds `lockKey` (the lock expired or an invalidation removed it), or when the stored entry was created
+   * after `createdAt`. On a write, releases the lock and publishes `key` on `channel` so waiters wake.
+   */
+  setLoaded(write: LoadedWrite): Promise<boolean>;
   close(): Promise<void>;
+}
+
+export interface LoadedWrite extends RemoteWrite {
+  readonly createdAt: number;
+  readonly lockKey: string;
+  /** Empty when the loader ran without the lock. */
+  readonly token: string;
+  readonly channel: string;
 }

@@ -1,3 +1,5 @@
+import type { BreakerSnapshot } from '../resilience/breaker.js';
+
 /** Counters the cache keeps. Plain numbers, bumped inline: nothing here allocates on the hot path. */
 export class Counters {
   memoryHits = 0;
@@ -14,15 +16,23 @@ export class Counters {
   uncached = 0;
   writes = 0;
   deletes = 0;
+  staleHits = 0;
+  refreshes = 0;
+  breakerSkipped = 0;
+  locksAcquired = 0;
+  lockWaits = 0;
+  lockWaitTimeouts = 0;
 }
 
 export type RedisState = 'ready' | 'unavailable' | 'off';
 
 /** A snapshot returned by `cache.stats()`. */
 export interface CacheStats {
-  readonly hits: { readonly memory: number; readonly redis: number };
+  /** Answers from each tier; `stale` counts stale copies served by the fail-safe (loader failed or too slow). */
+  readonly hits: { readonly memory: number; readonly redis: number; readonly stale: number };
   readonly misses: number;
-  readonly loader: { readonly calls: number; readonly errors: number };
+  /** `refreshes`: background refreshes started by refresh-ahead. */
+  readonly loader: { readonly calls: number; readonly errors: number; readonly refreshes: number };
   readonly redis: {
     readonly state: RedisState;
     /** Commands that failed or timed out. */
@@ -34,6 +44,10 @@ export interface CacheStats {
     /** Connection failures reported between commands (refused, reset). */
     readonly connectionErrors: number;
   };
+  /** The circuit breaker (null when off); `skipped`: Redis calls it turned away while open. */
+  readonly breaker: (BreakerSnapshot & { readonly skipped: number }) | null;
+  /** The distributed stampede lock: taken, waited for another process, waits that ran out (then loaded anyway). */
+  readonly lock: { readonly acquired: number; readonly waits: number; readonly waitTimeouts: number };
   readonly memory: { readonly entries: number; readonly bytes: number } | null;
   /** Stored entries that could not be decoded (unknown version, corrupt, oversize): read as misses. */
   readonly decodeErrors: number;

@@ -1,8 +1,8 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
-import { CacheError, CacheTimeoutError, ConnectionError } from '../errors.js';
-import type { RemoteTier, RemoteWrite } from '../types.js';
+import { CacheError, CacheTimeoutError, ConnectionError, RedisReplyError } from '../errors.js';
+import type { LoadedWrite, RemoteTier, RemoteWrite } from '../types.js';
 
 type Client = Redis | Cluster;
 
@@ -13,7 +13,50 @@ export interface RedisTierOptions {
   readonly onConnectionError: (error: CacheError) => void;
 }
 
+/*
+ * The scripts below take a data key and its lock key; the lock key carries the data key as its hash tag (see
+ * resilience/lock.ts), so both live in one slot and the scripts are Cluster-safe.
+ */
+
+/** KEYS: data, lock. ARGV: value, pttl, createdAt, token, channel, message. Returns 1 when written. */
+const SET_LOADED = `
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
+local current = redis.call('GET', KEYS[1])
+if current then
+  local created = tonumber(string.match(current, '"c":(%d+)'))
+  if created and created > tonumber(ARGV[3]) then
+    if ARGV[4] ~= '' then redis.call('DEL', KEYS[2]) end
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[4] ~= '' then redis.call('DEL', KEYS[2]) end
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+return 1`;
+
+/** KEYS: lock. ARGV: token. */
+const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/** KEYS: lock. ARGV: token, pttl. */
+const EXTEND_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+
+interface ScriptCommands {
+  tiercacheSetLoaded(
+    data: string,
+    lock: string,
+    value: string,
+    pttl: number,
+    createdAt: number,
+    token: string,
+    channel: string,
+    message: string,
+  ): Promise<number>;
+  tiercacheRelease(lock: string, token: string): Promise<number>;
+  tiercacheExtend(lock: string, token: string, pttl: number): Promise<number>;
+}
+
 const SCAN_COUNT = 1000;
+const OUTAGE_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY)\b/;
 const UNLINK_BATCH = 500;
 
 /**
@@ -61,8 +104,14 @@ export function escapeGlob(literal: string): string {
 export function toCacheError(error: unknown, key?: string): CacheError {
   if (error instanceof CacheError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  if (message === 'Command timed out')
+  if (message === 'Command timed out') {
     return new CacheTimeoutError(`Redis did not answer in time`, { cause: error, key });
+  }
+  // A reply about the command itself (WRONGTYPE, a script error) means the server is up; replies saying it cannot
+  // serve now (CLUSTERDOWN, LOADING, …) are availability failures like a refused connection.
+  if (error instanceof Error && error.name === 'ReplyError' && !OUTAGE_REPLY.test(message)) {
+    return new RedisReplyError(`Redis refused the command: ${message}`, { cause: error, key });
+  }
   return new ConnectionError(`Redis command failed: ${message}`, { cause: error, key });
 }
 
@@ -107,6 +156,14 @@ export class RedisTier implements RemoteTier {
     this.#onError = (error: unknown) => options.onConnectionError(toCacheError(error));
     // Without a listener ioredis prints every reconnect failure; the cache counts them instead.
     this.#client.on('error', this.#onError);
+    // defineCommand sends EVALSHA and falls back to EVAL once per connection when the script is not cached.
+    this.#client.defineCommand('tiercacheSetLoaded', { numberOfKeys: 2, lua: SET_LOADED });
+    this.#client.defineCommand('tiercacheRelease', { numberOfKeys: 1, lua: RELEASE_LOCK });
+    this.#client.defineCommand('tiercacheExtend', { numberOfKeys: 1, lua: EXTEND_LOCK });
+  }
+
+  get #scripts(): ScriptCommands {
+    return this.#client as unknown as ScriptCommands;
   }
 
   /** The underlying client, for the parts of tiercache that need more than storage (lock, bus). */
@@ -194,15 +251,27 @@ export class RedisTier implements RemoteTier {
     }
   }
 
-  async deleteMany(keys: readonly string[]): Promise<number> {
+  async deleteMany(keys: readonly string[], alsoUnlink: readonly string[] = []): Promise<number> {
     if (keys.length === 0) return 0;
+    const groups =
+      this.#client instanceof Cluster ? [...groupBySlot(keys, (k) => k).values()] : [keys.map((_, i) => i)];
     try {
-      if (!(this.#client instanceof Cluster)) return await this.#bound(this.#client.unlink(...keys));
-      const client = this.#client;
       const counts = await Promise.all(
-        [...groupBySlot(keys, (k) => k).values()].map((indexes) =>
-          this.#bound(client.unlink(...indexes.map((i) => keys[i] as string))),
-        ),
+        groups.map(async (indexes) => {
+          const own = indexes.map((i) => keys[i] as string);
+          const extra = indexes.map((i) => alsoUnlink[i]).filter((k): k is string => k !== undefined);
+          if (extra.length === 0) return this.#bound(this.#client.unlink(...own));
+          const results = await this.#bound(
+            this.#client
+              .pipeline()
+              .unlink(...own)
+              .unlink(...extra)
+              .exec(),
+          );
+          const [error, count] = results?.[0] ?? [new Error('empty pipeline reply'), 0];
+          if (error) throw error;
+          return count as number;
+        }),
       );
       return counts.reduce((a, b) => a + b, 0);
     } catch (error) {
@@ -242,6 +311,50 @@ export class RedisTier implements RemoteTier {
       }
     } while (cursor !== '0');
     return total;
+  }
+
+  async acquireLock(lockKey: string, token: string, ttlMs: number): Promise<boolean> {
+    try {
+      return (await this.#bound(this.#client.set(lockKey, token, 'PX', ttlMs, 'NX'))) === 'OK';
+    } catch (error) {
+      throw toCacheError(error);
+    }
+  }
+
+  async extendLock(lockKey: string, token: string, ttlMs: number): Promise<boolean> {
+    try {
+      return (await this.#bound(this.#scripts.tiercacheExtend(lockKey, token, ttlMs))) === 1;
+    } catch (error) {
+      throw toCacheError(error);
+    }
+  }
+
+  async releaseLock(lockKey: string, token: string): Promise<void> {
+    try {
+      await this.#bound(this.#scripts.tiercacheRelease(lockKey, token));
+    } catch (error) {
+      throw toCacheError(error);
+    }
+  }
+
+  async setLoaded(write: LoadedWrite): Promise<boolean> {
+    try {
+      const written = await this.#bound(
+        this.#scripts.tiercacheSetLoaded(
+          write.key,
+          write.lockKey,
+          write.value,
+          write.ttlMs,
+          write.createdAt,
+          write.token,
+          write.channel,
+          write.key,
+        ),
+      );
+      return written === 1;
+    } catch (error) {
+      throw toCacheError(error);
+    }
   }
 
   async close(): Promise<void> {

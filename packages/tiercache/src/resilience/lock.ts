@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * The stampede lock's key for a data key. It carries the data key as its hash tag, so on a Redis Cluster the lock and
+ * the data live in one slot and one script can check both. A data key that already has a hash tag keeps it (the lock
+ * is the data key plus a suffix, which hashes by the same tag). The lock lives under the same prefix, so `clear()` of
+ * that prefix removes locks too, and a loader whose lock was removed does not write.
+ */
+export function lockKeyFor(prefix: string, fullKey: string): string {
+  const open = fullKey.indexOf('{');
+  if (open !== -1) {
+    const close = fullKey.indexOf('}', open + 1);
+    if (close > open + 1) return `${fullKey}:__lock`;
+  }
+  return `${prefix}__lock:{${fullKey}}`;
+}
+
+export function lockToken(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+/**
+ * Callers of this process waiting for another process to finish loading a key. Woken by the holder's publish (see
+ * RedisTier.setLoaded) or by their own poll timer, whichever comes first. One waiter per key per process at most,
+ * since single-flight already joined the rest, so the map stays as small as the set of keys loading elsewhere.
+ */
+export class LockWaiters {
+  readonly #waiting = new Map<string, Set<() => void>>();
+
+  /** Resolves when `fullKey` is signalled or after `ms`, whichever is first. Never rejects. */
+  wait(fullKey: string, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let set = this.#waiting.get(fullKey);
+      if (!set) this.#waiting.set(fullKey, (set = new Set()));
+      const waiters = set;
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.#waiting.get(fullKey) === waiters) this.#waiting.delete(fullKey);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(1, ms));
+      waiters.add(done);
+    });
+  }
+
+  signal(fullKey: string): void {
+    const set = this.#waiting.get(fullKey);
+    if (set) for (const done of [...set]) done();
+  }
+
+  /** Wakes everyone (used on close, so no waiter outlives the cache). */
+  signalAll(): void {
+    for (const key of [...this.#waiting.keys()]) this.signal(key);
+  }
+
+  get size(): number {
+    return this.#waiting.size;
+  }
+}
