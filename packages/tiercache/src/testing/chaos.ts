@@ -261,7 +261,7 @@ export class ChaosRemoteTier implements RemoteTier {
     }
     // Drawn now, in call order, so a seed gives the same failures however the calls interleave later.
     const fault =
-      mode.kind === 'throw' && (mode.probability >= 1 || Math.random() < mode.probability)
+      mode.kind === 'throw' && (mode.probability >= 1 || this.#random() < mode.probability)
         ? this.#injectedError(mode.error, operation)
         : undefined;
     const hole = mode.kind === 'blackhole';
