@@ -10,6 +10,7 @@ import type {
   CacheOptions,
   CacheStats,
   Disposer,
+  LoaderContext,
   ReadResult,
   SerializationError,
   Source,
@@ -30,11 +31,12 @@ describe('getOrSet', () => {
     expectTypeOf(cache.getOrSet('k', () => Promise.resolve(['x']))).toEqualTypeOf<Promise<string[]>>();
   });
 
-  it('gives the loader a context with the key', () => {
+  it('gives the loader a context with the unprefixed key', () => {
     expectTypeOf(cache.getOrSet<string>)
       .parameter(1)
       .parameter(0)
-      .toEqualTypeOf<{ readonly key: string }>();
+      .toExtend<{ readonly key: string }>();
+    expectTypeOf<LoaderContext['key']>().toEqualTypeOf<string>();
   });
 
   it('rejects a loader whose value does not match an explicit type argument', () => {
