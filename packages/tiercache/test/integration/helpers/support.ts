@@ -16,7 +16,7 @@ const clients = new Set<Redis>();
  * A plain ioredis client for setting up and inspecting state behind the cache's back. It fails fast like the cache's
  * own, so a test against a dead server fails instead of hanging. Close them all with `closeRawClients()`.
  */
-export async function rawClient(port: number, options: RedisOptions = {}): Promise<Redis> {
+export async function rawClient(port: number, options: Pick<RedisOptions, 'keyPrefix'> = {}): Promise<Redis> {
   const client = new Redis({
     host: '127.0.0.1',
     port,
