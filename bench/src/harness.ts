@@ -1,0 +1,495 @@
+import { performance } from 'node:perf_hooks';
+
+export type Mode = 'full' | 'quick';
+
+export interface RedisAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** What every workload is handed. Durations are in ms. */
+export interface BenchConfig {
+  readonly mode: Mode;
+  /** Repetitions of each throughput measurement; the median is reported. */
+  readonly repetitions: number;
+  readonly warmupMs: number;
+  readonly measureMs: number;
+  readonly redis: RedisAddress;
+  /** A loopback port nobody listens on, for "Redis absent". */
+  readonly deadPort: number;
+  /** Lower-cased `--filter`, or undefined. */
+  readonly filter: string | undefined;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * reference: the denominator of every ratio; control: the reference measured again (A/A) to show the noise;
+ * subject: tiercache; peer: another cache library; raw: a client or structure used directly.
+ */
+export type Role = 'reference' | 'control' | 'subject' | 'peer' | 'raw';
+
+export type ColumnKind = 'rate' | 'duration' | 'ratio' | 'count' | 'text';
+
+export interface Column {
+  readonly key: string;
+  readonly label: string;
+  readonly kind: ColumnKind;
+}
+
+export type Cell = number | string | null;
+
+export interface Row {
+  readonly system: string;
+  readonly role: Role;
+  /** Values by column key. Durations are in ms; rates in operations per second. */
+  readonly values: Record<string, Cell>;
+  /** The headline figure over the reference's (higher is better for rates, lower for times). Null when n/a. */
+  readonly ratio: number | null;
+  /** The headline figure of each repetition, in run order. */
+  readonly reps?: readonly number[];
+  readonly note?: string;
+}
+
+export interface WorkloadResult {
+  readonly id: string;
+  readonly title: string;
+  readonly description: string;
+  /** The system every ratio divides by. */
+  readonly reference: string | null;
+  /** What the ratio column means, for the table header. */
+  readonly ratioLabel: string;
+  readonly columns: readonly Column[];
+  readonly rows: readonly Row[];
+  readonly notes: readonly string[];
+  readonly elapsedMs: number;
+}
+
+export interface Workload {
+  readonly id: string;
+  readonly title: string;
+  /** Every system name the workload can run, so `--filter` can select by system. */
+  readonly systems: readonly string[];
+  run(config: BenchConfig, select: (system: string) => boolean): Promise<WorkloadResult>;
+}
+
+// ── statistics ────────────────────────────────────────────────────────────────────────────────────────────────
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Nearest-rank percentile of the first `count` samples (sorted in place). */
+export function percentile(samples: Float64Array | number[], count: number, p: number): number {
+  if (count === 0) return NaN;
+  const view =
+    samples instanceof Float64Array ? samples.subarray(0, count).sort() : samples.slice(0, count).sort((a, b) => a - b);
+  const rank = Math.min(count - 1, Math.max(0, Math.ceil((p / 100) * count) - 1));
+  return view[rank] as number;
+}
+
+// ── formatting ────────────────────────────────────────────────────────────────────────────────────────────────
+
+function fixed(value: number, unit: string): string {
+  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  return `${value.toFixed(digits)} ${unit}`;
+}
+
+export function formatRate(perSecond: number): string {
+  if (perSecond >= 1e6) return fixed(perSecond / 1e6, 'M/s');
+  if (perSecond >= 1e3) return fixed(perSecond / 1e3, 'k/s');
+  return fixed(perSecond, '/s');
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 0.001) return fixed(ms * 1e6, 'ns');
+  if (ms < 1) return fixed(ms * 1e3, 'µs');
+  if (ms < 1000) return fixed(ms, 'ms');
+  return fixed(ms / 1000, 's');
+}
+
+export function formatRatio(ratio: number): string {
+  if (ratio < 0.01) return `${ratio.toFixed(4)}×`;
+  return `${ratio.toFixed(2)}×`;
+}
+
+export function formatCell(kind: ColumnKind, value: Cell): string {
+  if (value === null || (typeof value === 'number' && !Number.isFinite(value))) return '–';
+  if (typeof value === 'string') return value;
+  switch (kind) {
+    case 'rate':
+      return formatRate(value);
+    case 'duration':
+      return formatDuration(value);
+    case 'ratio':
+      return formatRatio(value);
+    case 'count':
+      return String(Math.round(value));
+    case 'text':
+      return String(value);
+  }
+}
+
+const ROLE_MARK: Record<Role, string> = {
+  reference: ' (reference)',
+  control: ' (A/A control)',
+  subject: '',
+  peer: '',
+  raw: '',
+};
+
+export function renderTable(result: WorkloadResult): string {
+  const withRatio = result.ratioLabel !== '';
+  const headers = ['system', ...result.columns.map((c) => c.label), ...(withRatio ? [result.ratioLabel] : []), 'note'];
+  const lines = [
+    `| ${headers.join(' | ')} |`,
+    `|${headers.map((_, i) => (i === 0 || i === headers.length - 1 ? '---' : '--:')).join('|')}|`,
+  ];
+  for (const row of result.rows) {
+    const name = row.role === 'subject' ? `**${row.system}**` : `${row.system}${ROLE_MARK[row.role]}`;
+    const cells = result.columns.map((c) => formatCell(c.kind, row.values[c.key] ?? null));
+    const ratio = row.ratio === null ? '–' : formatRatio(row.ratio);
+    const note = (row.note ?? '').replace(/\|/g, '\\|');
+    lines.push(`| ${[name, ...cells, ...(withRatio ? [ratio] : []), note].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+// ── measurement ───────────────────────────────────────────────────────────────────────────────────────────────
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** Collects garbage between measurements when node runs with --expose-gc, so one system's garbage is not billed to the next. */
+export function collectGarbage(): void {
+  gc?.();
+}
+
+export interface Sample {
+  readonly ops: number;
+  readonly elapsedMs: number;
+  /** Latency samples in ms: one per operation, or one per batch mean when `batch` is set. */
+  readonly latencies: Float64Array;
+  readonly latencyCount: number;
+  /** Operations whose result failed the workload's check (a miss, a wrong value, an error). */
+  readonly failures: number;
+  readonly firstError: string | undefined;
+}
+
+export interface Operation {
+  /** 'sync' returns the value; 'async' returns a promise of it. `i` picks the key. */
+  readonly kind: 'sync' | 'async';
+  readonly run: (i: number) => unknown;
+  /** Runs `n` operations from index `start` and returns how many missed; used in batch mode when present. */
+  readonly batch?: (start: number, n: number) => number | Promise<number>;
+}
+
+/**
+ * A batch loop compiled for one system. Each system gets its own function (not a closure of a shared one) so V8
+ * keeps a separate, monomorphic feedback vector per loop: with a shared loop every system after the first would pay
+ * for a polymorphic call site, which at 20 ns per operation is a visible share of the figure.
+ */
+export function compileBatch(
+  kind: 'sync' | 'async',
+  get: (key: string) => unknown,
+  keys: readonly string[],
+): (start: number, n: number) => number | Promise<number> {
+  if ((keys.length & (keys.length - 1)) !== 0) throw new Error('compileBatch needs a power-of-two key count');
+  const body =
+    'let missed = 0; for (let j = 0; j < n; j++) { ' +
+    `if ((${kind === 'async' ? 'await ' : ''}get(keys[(start + j) & mask])) === undefined) missed++; } return missed;`;
+  // A fresh function per system on purpose (see above).
+  const factory = new Function(
+    'get',
+    'keys',
+    'mask',
+    `return ${kind === 'async' ? 'async ' : ''}function (start, n) { ${body} };`,
+  ) as (
+    get: (key: string) => unknown,
+    keys: readonly string[],
+    mask: number,
+  ) => (start: number, n: number) => number | Promise<number>;
+  return factory(get, keys, keys.length - 1);
+}
+
+export interface MeasureOptions {
+  readonly durationMs: number;
+  /** Callers in flight at once (async only). */
+  readonly concurrency: number;
+  /**
+   * Operations per timed batch: sub-microsecond operations are timed in batches (the clock costs more than the
+   * operation), and the latency columns then show per-operation means of batches, not single operations.
+   */
+  readonly batch: number | undefined;
+  readonly check: (value: unknown) => boolean;
+}
+
+const MAX_SAMPLES = 1 << 21;
+
+export async function measure(op: Operation, options: MeasureOptions): Promise<Sample> {
+  const { durationMs, concurrency, batch, check } = options;
+  const latencies = new Float64Array(MAX_SAMPLES);
+  let count = 0;
+  let ops = 0;
+  let failures = 0;
+  let firstError: string | undefined;
+  const fail = (error: unknown): void => {
+    failures++;
+    firstError ??= error instanceof Error ? error.message : String(error);
+  };
+  const start = performance.now();
+  const end = start + durationMs;
+  if (batch !== undefined && concurrency === 1) {
+    const run = op.run;
+    let i = 0;
+    let now = start;
+    while (now < end) {
+      const t0 = now;
+      if (op.batch !== undefined) {
+        try {
+          const missed = op.batch(i, batch);
+          failures += typeof missed === 'number' ? missed : await missed;
+        } catch (error) {
+          fail(error);
+        }
+        i += batch;
+      } else if (op.kind === 'sync') {
+        for (let j = 0; j < batch; j++) if (!check(run(i++))) failures++;
+      } else {
+        for (let j = 0; j < batch; j++) {
+          try {
+            if (!check(await run(i++))) failures++;
+          } catch (error) {
+            fail(error);
+          }
+        }
+      }
+      now = performance.now();
+      if (count < MAX_SAMPLES) latencies[count++] = (now - t0) / batch;
+      ops += batch;
+    }
+    return { ops, elapsedMs: now - start, latencies, latencyCount: count, failures, firstError };
+  }
+  if (op.kind === 'sync') throw new Error('a sync operation is measured in batches with one caller');
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      try {
+        if (!check(await op.run(next++))) failures++;
+      } catch (error) {
+        fail(error);
+      }
+      const t1 = performance.now();
+      if (count < MAX_SAMPLES) latencies[count++] = t1 - t0;
+      ops++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { ops, elapsedMs: performance.now() - start, latencies, latencyCount: count, failures, firstError };
+}
+
+// ── throughput workloads ──────────────────────────────────────────────────────────────────────────────────────
+
+export interface ThroughputCase {
+  readonly system: string;
+  readonly role: Role;
+  readonly note?: string;
+  /** Connects and writes the system's own keys. */
+  setup(): Promise<Operation>;
+  /** Anything worth saying after the run (errors the library absorbed, for instance). */
+  report?(): string | undefined;
+  teardown(): Promise<void>;
+}
+
+export interface ThroughputSpec {
+  readonly id: string;
+  readonly title: string;
+  readonly description: string;
+  readonly concurrency: number;
+  readonly batch: number | undefined;
+  readonly check: (value: unknown) => boolean;
+  /** Multiplies the reported rate (e.g. keys per call); 1 for plain operations. */
+  readonly rateLabel?: string;
+}
+
+export const THROUGHPUT_COLUMNS: readonly Column[] = [
+  { key: 'rate', label: 'ops/s', kind: 'rate' },
+  { key: 'p50', label: 'p50', kind: 'duration' },
+  { key: 'p99', label: 'p99', kind: 'duration' },
+];
+
+interface CaseState {
+  readonly spec: ThroughputCase;
+  op: Operation | undefined;
+  setupError: string | undefined;
+  readonly rates: number[];
+  readonly p50s: number[];
+  readonly p99s: number[];
+  failures: number;
+  ops: number;
+  firstError: string | undefined;
+}
+
+/**
+ * Measures every case `repetitions` times, in an order that rotates each repetition so no system always runs first
+ * (right after setup) or last (on a heap the others filled), and reports medians and ratios to the reference.
+ */
+export async function runThroughput(
+  spec: ThroughputSpec,
+  cases: readonly ThroughputCase[],
+  config: BenchConfig,
+): Promise<WorkloadResult> {
+  const started = performance.now();
+  const states: CaseState[] = cases.map((c) => ({
+    spec: c,
+    op: undefined,
+    setupError: undefined,
+    rates: [],
+    p50s: [],
+    p99s: [],
+    failures: 0,
+    ops: 0,
+    firstError: undefined,
+  }));
+  for (const state of states) {
+    try {
+      state.op = await state.spec.setup();
+      const probe = state.op.kind === 'sync' ? state.op.run(0) : await state.op.run(0);
+      if (!spec.check(probe)) throw new Error('the first operation did not return the expected parsed value');
+    } catch (error) {
+      state.setupError = error instanceof Error ? error.message : String(error);
+      config.log(`  ${spec.id} ${state.spec.system}: setup failed: ${state.setupError}`);
+    }
+  }
+  const runnable = states.filter((s) => s.op !== undefined);
+  try {
+    for (let rep = 0; rep < config.repetitions; rep++) {
+      for (let k = 0; k < runnable.length; k++) {
+        const state = runnable[(k + rep) % runnable.length] as CaseState;
+        const op = state.op as Operation;
+        const options = { concurrency: spec.concurrency, batch: spec.batch, check: spec.check };
+        collectGarbage();
+        await measure(op, { ...options, durationMs: config.warmupMs });
+        const sample = await measure(op, { ...options, durationMs: config.measureMs });
+        state.rates.push((sample.ops / sample.elapsedMs) * 1000);
+        state.p50s.push(percentile(sample.latencies, sample.latencyCount, 50));
+        state.p99s.push(percentile(sample.latencies, sample.latencyCount, 99));
+        state.failures += sample.failures;
+        state.ops += sample.ops;
+        state.firstError ??= sample.firstError;
+      }
+      config.log(`  ${spec.id} repetition ${rep + 1}/${config.repetitions} done`);
+    }
+  } finally {
+    for (const state of states) {
+      await state.spec
+        .teardown()
+        .catch((error: unknown) => config.log(`  teardown of ${state.spec.system}: ${String(error)}`));
+    }
+  }
+  const reference = states.find((s) => s.spec.role === 'reference');
+  const referenceRate = reference && reference.rates.length > 0 ? median(reference.rates) : NaN;
+  const rows: Row[] = states.map((state) => {
+    const notes: string[] = [];
+    if (state.spec.note) notes.push(state.spec.note);
+    if (state.setupError) notes.push(`did not run: ${state.setupError}`);
+    if (state.failures > 0) {
+      notes.push(
+        `${state.failures} of ${state.ops} operations failed the check${state.firstError ? ` (${state.firstError})` : ''}`,
+      );
+    }
+    const extra = state.spec.report?.();
+    if (extra) notes.push(extra);
+    const rate = state.rates.length > 0 ? median(state.rates) : null;
+    return {
+      system: state.spec.system,
+      role: state.spec.role,
+      values: {
+        rate,
+        p50: state.p50s.length > 0 ? median(state.p50s) : null,
+        p99: state.p99s.length > 0 ? median(state.p99s) : null,
+      },
+      ratio: rate === null || !Number.isFinite(referenceRate) ? null : rate / referenceRate,
+      reps: state.rates,
+      ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
+    };
+  });
+  const latencyNote =
+    spec.batch === undefined
+      ? `p50/p99: latency of single operations (${spec.concurrency} caller${spec.concurrency === 1 ? '' : 's'} in flight)`
+      : `p50/p99: per-operation mean of ${spec.batch}-operation batches (a clock read costs more than one operation)`;
+  return {
+    id: spec.id,
+    title: spec.title,
+    description: spec.description,
+    reference: reference?.spec.system ?? null,
+    ratioLabel: `× ${reference?.spec.system ?? 'reference'}`,
+    columns: THROUGHPUT_COLUMNS,
+    rows,
+    notes: [
+      `ops/s: median of ${config.repetitions} repetitions of ${config.measureMs} ms (after ${config.warmupMs} ms warm-up)${spec.rateLabel ? `; ${spec.rateLabel}` : ''}`,
+      latencyNote,
+    ],
+    elapsedMs: performance.now() - started,
+  };
+}
+
+// ── small helpers shared by workloads ─────────────────────────────────────────────────────────────────────────
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export type Outcome =
+  | { readonly status: 'ok'; readonly ms: number; readonly value: unknown }
+  | { readonly status: 'error'; readonly ms: number; readonly error: string }
+  | { readonly status: 'capped'; readonly ms: number };
+
+/**
+ * Runs a call and settles by `capMs` at the latest, so a peer that hangs cannot hang the bench. The call itself keeps
+ * running (nothing can cancel it); its late settlement is swallowed here.
+ */
+export function capped(call: () => Promise<unknown>, capMs: number): Promise<Outcome> {
+  const t0 = performance.now();
+  return new Promise<Outcome>((resolve) => {
+    const timer = setTimeout(() => resolve({ status: 'capped', ms: performance.now() - t0 }), capMs);
+    let promise: Promise<unknown>;
+    try {
+      promise = call();
+    } catch (error) {
+      promise = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve({ status: 'ok', ms: performance.now() - t0, value });
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        resolve({
+          status: 'error',
+          ms: performance.now() - t0,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      },
+    );
+  });
+}
+
+/** Polls `ready` every 5 ms until it is true or `timeoutMs` passes. */
+export async function waitFor(ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!ready()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Keys 0..count-1 under a prefix, built once so the measured loop does no string work. */
+export function keyList(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+}
