@@ -72,7 +72,7 @@ export interface Cache {
   /** One value (or undefined) per key, in order. Misses in memory are read from Redis in one round trip. */
   mget<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]>;
   /** Writes every entry to memory and to Redis in one round trip. */
-  mset<T = unknown>(entries: readonly MsetEntry<T>[]): Promise<void>;
+  mset(entries: readonly MsetEntry[]): Promise<void>;
   /**
    * The cached value, or the loader's (then cached). Concurrent calls for one key run the loader once per process,
    * and once across processes while the distributed lock holds. A loader failure is the caller's error unless a stale
@@ -146,6 +146,10 @@ interface RemoteEntry {
   readonly size: number;
 }
 
+/** Redis did not answer (failed, timed out, or was skipped): the rest of this call should not wait on it again. */
+const REDIS_DOWN = Symbol('redis down');
+type RemoteRead = RemoteEntry | undefined | typeof REDIS_DOWN;
+
 class TierCache implements Cache {
   readonly #core: Core;
   readonly prefix: string;
@@ -162,6 +166,10 @@ class TierCache implements Cache {
       throw new InvalidKeyError(
         `Expected the key to be a non-empty string of at most ${this.#core.options.maxKeyLength} characters, got ${describeValue(key)}`,
       );
+    }
+    // Keys starting with `__` name the cache's own bookkeeping (stampede locks) under the same prefix.
+    if (key.startsWith('__')) {
+      throw new InvalidKeyError(`Keys starting with \`__\` are reserved for tiercache, got ${describeValue(key)}`);
     }
     if (this.#core.closing) throw new CacheClosedError();
     return this.prefix + key;
@@ -279,10 +287,10 @@ class TierCache implements Cache {
     if (loading.has(fullKey)) loading.delete(fullKey);
   }
 
-  /** Reads one key from Redis: the entry (fresh or within grace) or undefined. Never throws. */
-  async #readRemote(key: string, fullKey: string): Promise<RemoteEntry | undefined> {
+  /** Reads one key from Redis: the entry (fresh or within grace), undefined, or REDIS_DOWN. Never throws. */
+  async #readRemote(key: string, fullKey: string): Promise<RemoteRead> {
     const outcome = await this.#tryRemote('get', key, (remote) => remote.get(fullKey));
-    if (!outcome.ok) return undefined;
+    if (!outcome.ok) return this.#core.remote === undefined ? undefined : REDIS_DOWN;
     const raw = outcome.value;
     const entry = this.#decode(key, raw);
     if (entry === undefined || raw === undefined) return undefined;
@@ -291,8 +299,8 @@ class TierCache implements Cache {
   }
 
   /** A fresh Redis hit as a read result, filling memory; undefined for a miss or a stale copy. */
-  #freshFromRemote(fullKey: string, found: RemoteEntry | undefined): ReadResult<unknown> | undefined {
-    if (found === undefined) return undefined;
+  #freshFromRemote(fullKey: string, found: RemoteRead): ReadResult<unknown> | undefined {
+    if (found === undefined || found === REDIS_DOWN) return undefined;
     const now = this.#core.clock.now();
     if (now >= found.entry.expiresAt) return undefined;
     this.#remember(fullKey, found.entry, found.size, now);
@@ -470,7 +478,10 @@ class TierCache implements Cache {
   ): Promise<ReadResult<unknown>> {
     const { counters, clock, backoff } = this.#core;
     let stale = staleInMemory;
-    const found = await this.#readRemote(key, fullKey);
+    const read = await this.#readRemote(key, fullKey);
+    // Redis did not answer: take no lock and write in the background, so this call costs at most one Redis timeout.
+    const degraded = read === REDIS_DOWN;
+    const found = degraded ? undefined : read;
     if (refresh) {
       // Another process may have refreshed already: a newer fresh copy in Redis makes this refresh unnecessary.
       const current = staleInMemory;
@@ -496,13 +507,13 @@ class TierCache implements Cache {
       backoff.delete(fullKey);
     }
 
-    const lock = await this.#acquireOrWait(key, fullKey, refresh);
+    const lock = degraded ? ({ kind: 'load', token: '' } as const) : await this.#acquireOrWait(key, fullKey, refresh);
     if (lock.kind === 'value') return lock.result;
     if (lock.kind === 'busy') {
       // Only refreshes get here, and nobody awaits a refresh's answer but the single-flight map: no stale hit counted.
       return { value: staleInMemory?.value, source: 'memory', expiresInMs: 0 };
     }
-    return this.#runLoader(key, fullKey, loader, options, stale, lock.token, flight);
+    return this.#runLoader(key, fullKey, loader, options, stale, lock.token, flight, degraded);
   }
 
   #serveStale(entry: Entry): ReadResult<unknown> {
@@ -543,7 +554,9 @@ class TierCache implements Cache {
       const remaining = deadline - performance.now();
       if (remaining <= 0 || this.#core.closing) break;
       await waiters.wait(fullKey, Math.min(remaining, pollMs));
-      const fresh = this.#freshFromRemote(fullKey, await this.#readRemote(key, fullKey));
+      const read = await this.#readRemote(key, fullKey);
+      if (read === REDIS_DOWN) break;
+      const fresh = this.#freshFromRemote(fullKey, read);
       if (fresh !== undefined) {
         counters.redisHits++;
         return { kind: 'value', result: fresh };
@@ -574,6 +587,7 @@ class TierCache implements Cache {
     stale: Entry | undefined,
     token: string,
     flight: Flight,
+    degraded: boolean,
   ): Promise<ReadResult<unknown>> {
     const { counters, clock, loading, options: cacheOptions } = this.#core;
     counters.loaderCalls++;
@@ -598,7 +612,7 @@ class TierCache implements Cache {
 
     const loaded = (async () => loader({ key, signal: controller.signal }))();
     const stored = loaded.then(
-      (value) => this.#storeLoaded(key, fullKey, value, options, startedAt, token, loadToken),
+      (value) => this.#storeLoaded(key, fullKey, value, options, startedAt, token, loadToken, degraded),
       async (error: unknown) => {
         counters.loaderErrors++;
         if (token !== '') await this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, token));
@@ -681,6 +695,7 @@ class TierCache implements Cache {
     startedAt: number,
     token: string,
     loadToken: symbol,
+    degraded: boolean,
   ): Promise<ReadResult<unknown>> {
     const { loading, backoff } = this.#core;
     // The entry is as old as the start of its load: a write or invalidation after that start is newer than it.
@@ -721,7 +736,7 @@ class TierCache implements Cache {
       this.#remember(fullKey, entry, encoded.length, this.#core.clock.now());
     }
     const pttl = ttl + options.grace;
-    await this.#tryRemote('set', key, (remote) =>
+    const write = this.#tryRemote('set', key, (remote) =>
       remote.setLoaded({
         key: fullKey,
         value: encoded,
@@ -732,7 +747,19 @@ class TierCache implements Cache {
         channel: this.#core.loadedChannel,
       }),
     );
+    if (degraded) this.#inBackground(write);
+    else await write;
     return result;
+  }
+
+  /** Tracks work the caller does not wait for, so close() can. */
+  #inBackground(work: Promise<unknown>): void {
+    const background = this.#core.background;
+    const forget = (): void => {
+      background.delete(tracked);
+    };
+    const tracked: Promise<void> = work.then(forget, forget);
+    background.add(tracked);
   }
 
   /** Starts one background refresh of a hot key past its refresh point; single-flight here and across processes. */
@@ -757,9 +784,15 @@ class TierCache implements Cache {
   // ── the write path ─────────────────────────────────────────────────────────────────────────────────────────
 
   /** Applies a failed or skipped Redis write: reported already; rejects the call only when asked for. */
-  #writeOutcome(outcome: RemoteOutcome<unknown>): void {
-    if (outcome.ok || this.#core.options.writeErrors !== 'throw' || this.#core.remote === undefined) return;
-    throw outcome.error ?? new ConnectionError('Redis is unavailable (not connected, or the breaker is open)');
+  #writeOutcome(operation: 'set' | 'delete' | 'clear', key: string | undefined, outcome: RemoteOutcome<unknown>): void {
+    if (outcome.ok || this.#core.remote === undefined) return;
+    let error = outcome.error;
+    if (error === undefined) {
+      // Skipped without trying (not connected, or the breaker is open): counted as skipped, still reported.
+      error = new ConnectionError('Redis is unavailable (not connected, or the circuit breaker is open)', { key });
+      this.#core.events.emit('error', { operation, key, error });
+    }
+    if (this.#core.options.writeErrors === 'throw') throw error;
   }
 
   async #writeRemote(key: string | undefined, writes: RemoteWrite[]): Promise<void> {
@@ -768,7 +801,7 @@ class TierCache implements Cache {
       const [write] = writes as [RemoteWrite];
       return remote.set(write.key, write.value, write.ttlMs);
     });
-    this.#writeOutcome(outcome);
+    this.#writeOutcome('set', key, outcome);
   }
 
   async set<T>(key: string, value: T, options?: SetOptions): Promise<void> {
@@ -784,7 +817,7 @@ class TierCache implements Cache {
     await this.#writeRemote(key, [{ key: fullKey, value: encoded, ttlMs: ttl + resolved.grace }]);
   }
 
-  async mset<T = unknown>(entries: readonly MsetEntry<T>[]): Promise<void> {
+  async mset(entries: readonly MsetEntry[]): Promise<void> {
     if (!Array.isArray(entries)) {
       throw new ConfigurationError(`Expected \`entries\` to be an array, got ${describeValue(entries)}`);
     }
@@ -837,10 +870,9 @@ class TierCache implements Cache {
     // The lock keys go in the same round trip: a loader still holding one then knows it was invalidated and does not
     // write what it loaded before this delete.
     const locks = fullKeys.map((fullKey) => lockKeyFor(this.prefix, fullKey));
-    const outcome = await this.#tryRemote('delete', keys.length === 1 ? keys[0] : undefined, (remote) =>
-      remote.deleteMany(fullKeys, locks),
-    );
-    this.#writeOutcome(outcome);
+    const key = keys.length === 1 ? keys[0] : undefined;
+    const outcome = await this.#tryRemote('delete', key, (remote) => remote.deleteMany(fullKeys, locks));
+    this.#writeOutcome('delete', key, outcome);
     if (!outcome.ok) return inMemory;
     return Math.max(outcome.value, keys.length === 1 ? inMemory : 0);
   }
@@ -850,7 +882,7 @@ class TierCache implements Cache {
     this.#core.memory?.deleteByPrefix(this.prefix);
     for (const fullKey of [...this.#core.loading.keys()]) if (fullKey.startsWith(this.prefix)) this.#supersede(fullKey);
     const outcome = await this.#tryRemote('clear', undefined, (remote) => remote.deleteByPrefix(this.prefix));
-    this.#writeOutcome(outcome);
+    this.#writeOutcome('clear', undefined, outcome);
   }
 
   // ── the rest ───────────────────────────────────────────────────────────────────────────────────────────────

@@ -402,7 +402,8 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
     throw new ConfigurationError(`Expected \`redis\` to be a redis:// or rediss:// URL, got ${describeValue(redis)}`);
   }
 
-  const writeErrors = options['writeErrors'] ?? DEFAULTS.writeErrors;
+  // `=== undefined`, not `??`: a null here is a mistake to report, as it is for every other option.
+  const writeErrors = options['writeErrors'] === undefined ? DEFAULTS.writeErrors : options['writeErrors'];
   if (writeErrors !== 'report' && writeErrors !== 'throw') {
     throw new ConfigurationError(
       `Expected \`writeErrors\` to be 'report' or 'throw', got ${describeValue(writeErrors)}`,

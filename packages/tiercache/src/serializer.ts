@@ -16,8 +16,9 @@ export class EncodeError extends Error {}
 /**
  * Looks for anything that plain JSON would lose or mangle. Throws EncodeError on what cannot be encoded at all.
  * `ancestors` holds the objects on the current path, which finds cycles without marking shared references.
+ * `jsonDone` says `value` is already what a toJSON() returned, which JSON.stringify does not call toJSON() on again.
  */
-function needsTagging(value: unknown, ancestors: unknown[]): boolean {
+function needsTagging(value: unknown, ancestors: unknown[], jsonDone = false): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -58,9 +59,10 @@ function needsTagging(value: unknown, ancestors: unknown[]): boolean {
     for (let i = 0; i < value.length; i++) if (needsTagging(value[i], ancestors)) tagged = true;
   } else {
     const object = value as Record<string, unknown>;
-    if (typeof object['toJSON'] === 'function') {
+    // Once, like JSON.stringify: a toJSON() that returns `this` (or a fresh object with a toJSON) must not recurse.
+    if (!jsonDone && typeof object['toJSON'] === 'function') {
       ancestors.pop();
-      return needsTagging(object['toJSON'](), ancestors);
+      return needsTagging(object['toJSON'](), ancestors, true);
     }
     for (const key in object) {
       if (!Object.prototype.hasOwnProperty.call(object, key)) continue;
@@ -77,7 +79,7 @@ function defineData(target: Record<string, unknown>, key: string, value: unknown
 }
 
 /** Rewrites a value into a JSON-safe tree with tagged objects. Only called once needsTagging said so. */
-function tag(value: unknown): unknown {
+function tag(value: unknown, jsonDone = false): unknown {
   switch (typeof value) {
     case 'number':
       if (Number.isFinite(value) && !Object.is(value, -0)) return value;
@@ -97,11 +99,12 @@ function tag(value: unknown): unknown {
     return { [TAG]: 'Uint8Array', v: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
   }
   if (value instanceof Map) return { [TAG]: 'Map', v: Array.from(value, ([k, v]) => [tag(k), tag(v)]) };
-  if (value instanceof Set) return { [TAG]: 'Set', v: Array.from(value, tag) };
+  // A lambda, not `tag` itself: Array.from passes the index, which would land in `jsonDone`.
+  if (value instanceof Set) return { [TAG]: 'Set', v: Array.from(value, (v) => tag(v)) };
   // Array.from, not map: map skips holes, which JSON would then write as null although needsTagging saw undefined.
-  if (Array.isArray(value)) return Array.from(value, tag);
+  if (Array.isArray(value)) return Array.from(value, (v) => tag(v));
   const object = value as Record<string, unknown>;
-  if (typeof object['toJSON'] === 'function') return tag(object['toJSON']());
+  if (!jsonDone && typeof object['toJSON'] === 'function') return tag(object['toJSON'](), true);
   const out: Record<string, unknown> = {};
   for (const key in object) {
     if (!Object.prototype.hasOwnProperty.call(object, key)) continue;

@@ -23,7 +23,7 @@ const SET_LOADED = `
 if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
 local current = redis.call('GET', KEYS[1])
 if current then
-  local created = tonumber(string.match(current, '"c":(%d+)'))
+  local created = tonumber(string.match(current, '^{"v":%d+,"k":%d,"c":(%d+)'))
   if created and created > tonumber(ARGV[3]) then
     if ARGV[4] ~= '' then redis.call('DEL', KEYS[2]) end
     return 0
@@ -78,6 +78,9 @@ export function failFastOptions(user: RedisOptions, timeoutMs: number): Omit<Red
   const { replyMapping: _replyMapping, ...rest } = user;
   return {
     connectTimeout: Math.max(1000, timeoutMs * 10),
+    // disconnect() arms a timer of this length to destroy a socket that does not close, even when the socket is long
+    // dead (a refused connection): at the default 2 s, close() would leave a timer behind for 2 s.
+    disconnectTimeout: 200,
     retryStrategy: reconnectDelay,
     ...rest,
     commandTimeout: timeoutMs,
