@@ -7,7 +7,7 @@ import {
   deadUrl,
   freePort,
   liveRedisCount,
-  sendSimpleCommand,
+  sendCommand,
   startRedis,
   stopAllRedis,
   sweepOrphans,
@@ -55,7 +55,7 @@ describe('the redis-server test helper', () => {
   it('passes extra arguments to redis-server', async () => {
     const redis = await startRedis({ args: ['--enable-debug-command', 'local'] });
     try {
-      expect(await sendSimpleCommand(redis.port, ['DEBUG', 'SLEEP', '0'])).toBe('OK');
+      expect(await sendCommand(redis.port, ['DEBUG', 'SLEEP', '0'])).toBe('OK');
     } finally {
       await redis.stop();
     }
@@ -86,12 +86,12 @@ describe('the redis-server test helper', () => {
     const redis = await startRedis();
     try {
       await redis.pause(400);
-      const stalled = await timed(() => sendSimpleCommand(redis.port, ['PING'], 5000));
+      const stalled = await timed(() => sendCommand(redis.port, ['PING'], 5000));
       expect(stalled.value).toBe('PONG');
       // A lower bound only: a busy machine makes it longer, never shorter.
       expect(stalled.ms).toBeGreaterThanOrEqual(300);
 
-      const after = await timed(() => sendSimpleCommand(redis.port, ['PING'], 5000));
+      const after = await timed(() => sendCommand(redis.port, ['PING'], 5000));
       expect(after.ms).toBeLessThan(2000);
     } finally {
       await redis.stop();
@@ -153,13 +153,23 @@ describe('the redis-server test helper', () => {
     }
     // The hard kill ran no hook: the server outlived its owner.
     expect(processExists(orphan.pid)).toBe(true);
-    expect(await sendSimpleCommand(orphan.port, ['PING'])).toBe('PONG');
+    expect(await sendCommand(orphan.port, ['PING'])).toBe('PONG');
 
     sweepOrphans({ again: true });
     const deadline = Date.now() + 5000;
     while (processExists(orphan.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(processExists(orphan.pid)).toBe(false);
     expect(existsSync(orphan.dir)).toBe(false);
+  });
+
+  it('a missing redis-server binary fails with a hint to install it', async () => {
+    const path = process.env['PATH'];
+    process.env['PATH'] = '/nonexistent';
+    try {
+      await expect(startRedis()).rejects.toThrow(/apt-get install redis-server/);
+    } finally {
+      process.env['PATH'] = path;
+    }
   });
 
   it('freePort and deadUrl name ports where nothing listens', async () => {

@@ -94,6 +94,19 @@ describe('the TCP proxy in front of Redis', () => {
     expect(read.ms).toBeGreaterThanOrEqual(110);
   });
 
+  it('a command sent under delay is not overtaken by one sent after switching back to pass', async () => {
+    proxy = await startTcpProxy(redis.port);
+    const client = await rawClient(proxy.port);
+    const key = `${uniquePrefix('order')}k`;
+    proxy.delay(150);
+    const write = client.set(key, 'written first');
+    await sleep(20);
+    proxy.pass();
+    // Sent after the SET; if it overtook the SET through the proxy it would read nothing.
+    expect(await client.get(key)).toBe('written first');
+    expect(await write).toBe('OK');
+  });
+
   it('hold lets a command reach Redis while its reply waits for the mode to change', async () => {
     const prefix = uniquePrefix('hold');
     proxy = await startTcpProxy(redis.port);

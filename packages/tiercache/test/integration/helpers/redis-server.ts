@@ -81,29 +81,45 @@ function encodeCommand(args: readonly string[]): string {
 }
 
 /**
- * Sends one command whose reply is a single line (`+OK`, `+PONG`, `-ERR …`, `:1`) on a fresh socket and resolves
- * with that line. Rejects on a connection failure, an error reply or after `timeoutMs`.
+ * Sends one command on a fresh socket and resolves with its reply: a status (`+OK` → `OK`), an integer (as text) or a
+ * bulk string (`INFO`). Rejects on an error reply, a connection failure, an array reply, or after `timeoutMs`.
  */
-export function sendSimpleCommand(port: number, args: readonly string[], timeoutMs = 2000): Promise<string> {
+export function sendCommand(port: number, args: readonly string[], timeoutMs = 2000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host: '127.0.0.1' });
-    let buffer = '';
-    const finish = (error: Error | undefined, line?: string) => {
+    let buffer = Buffer.alloc(0);
+    const finish = (error: Error | undefined, reply?: string) => {
       clearTimeout(timer);
       socket.destroy();
       if (error) reject(error);
-      else resolve(line ?? '');
+      else resolve(reply ?? '');
     };
-    const timer = setTimeout(() => finish(new Error(`${args[0]} got no reply in ${timeoutMs} ms`)), timeoutMs);
-    socket.setEncoding('utf8');
+    const timer = setTimeout(() => finish(new Error(`${args.join(' ')} got no reply in ${timeoutMs} ms`)), timeoutMs);
     socket.once('error', (error) => finish(error));
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
       const end = buffer.indexOf('\r\n');
       if (end === -1) return;
-      const line = buffer.slice(0, end);
-      if (line.startsWith('-')) finish(new Error(`${args.join(' ')}: ${line.slice(1)}`));
-      else finish(undefined, line.slice(1));
+      const line = buffer.subarray(1, end).toString('utf8');
+      switch (String.fromCharCode(buffer[0] ?? 0)) {
+        case '+':
+        case ':':
+          finish(undefined, line);
+          return;
+        case '-':
+          finish(new Error(`${args.join(' ')}: ${line}`));
+          return;
+        case '$': {
+          const length = Number(line);
+          if (length < 0) finish(undefined, '');
+          else if (buffer.length >= end + 2 + length + 2) {
+            finish(undefined, buffer.subarray(end + 2, end + 2 + length).toString('utf8'));
+          }
+          return;
+        }
+        default:
+          finish(new Error(`${args.join(' ')}: unsupported reply type ${line.slice(0, 20)}`));
+      }
     });
     socket.once('connect', () => socket.write(encodeCommand(args)));
   });
@@ -230,12 +246,14 @@ class ManagedRedis implements RedisProcess {
     );
     this.#child = child;
     let exitedEarly = false;
+    let spawnError: Error | undefined;
     this.#exited = new Promise<void>((resolve) => {
       child.once('exit', () => {
         exitedEarly = true;
         resolve();
       });
-      child.once('error', () => {
+      child.once('error', (error) => {
+        spawnError = error;
         exitedEarly = true;
         resolve();
       });
@@ -248,9 +266,11 @@ class ManagedRedis implements RedisProcess {
     }
     const deadline = Date.now() + this.#readyTimeoutMs;
     for (;;) {
-      if (exitedEarly) throw new RedisStartError(this.port, this.log(20));
+      if (exitedEarly) throw new RedisStartError(this.port, this.log(20), spawnError);
       try {
-        if ((await sendSimpleCommand(this.port, ['PING'], 500)) === 'PONG') return;
+        // Ask for the pid, not just PING: if another process took the port first, its server would answer too.
+        const info = await sendCommand(this.port, ['INFO', 'server'], 500);
+        if (new RegExp(`^process_id:${child.pid}\\r?$`, 'm').test(info)) return;
       } catch {
         // Not listening yet.
       }
@@ -292,7 +312,7 @@ class ManagedRedis implements RedisProcess {
   }
 
   async pause(ms: number): Promise<void> {
-    await sendSimpleCommand(this.port, ['CLIENT', 'PAUSE', String(ms), 'ALL']);
+    await sendCommand(this.port, ['CLIENT', 'PAUSE', String(ms), 'ALL']);
   }
 
   cli(...args: string[]): Promise<string> {
@@ -323,8 +343,12 @@ class ManagedRedis implements RedisProcess {
 }
 
 class RedisStartError extends Error {
-  constructor(port: number, log: string) {
-    super(`redis-server exited before answering on port ${port}\n${log}`);
+  constructor(port: number, log: string, spawnError?: Error) {
+    super(
+      spawnError
+        ? `Could not run redis-server (${spawnError.message}); install it (Debian: apt-get install redis-server)`
+        : `redis-server exited before answering on port ${port}\n${log}`,
+    );
   }
 
   get bindFailure(): boolean {

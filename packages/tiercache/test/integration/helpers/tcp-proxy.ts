@@ -3,7 +3,7 @@
  * (`tc netem` is not available on these machines):
  *
  * - `pass`: bytes flow both ways.
- * - `delay(ms)`: every chunk, either way, is forwarded `ms` later (order kept).
+ * - `delay(ms)`: every chunk, either way, is forwarded `ms` later; order is kept, also across mode changes.
  * - `blackhole`: connections are accepted and read, nothing is forwarded either way — a hung network.
  * - `hold`: client → server flows, server → client is held until the mode changes — the command ran, the reply is
  *   late. Lets a test see what reached Redis before the client saw any reply (one round trip or several).
@@ -42,15 +42,51 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
+/** One direction of a connection. Chunks wait here while delayed, and anything after them queues behind them. */
+interface Lane {
+  readonly to: Socket;
+  readonly queue: { readonly at: number; readonly chunk: Buffer }[];
+  timer: NodeJS.Timeout | undefined;
+}
+
 interface Link {
   readonly client: Socket;
   readonly upstream: Socket;
+  /** client → server */
+  readonly up: Lane;
+  /** server → client */
+  readonly down: Lane;
   /** Chunks kept for the server → client direction while holding. */
   readonly held: Buffer[];
   /** Bytes were dropped in a blackhole: the stream is broken. */
   tainted: boolean;
-  /** Delay timers, cleared when the link closes. */
-  readonly timers: Set<NodeJS.Timeout>;
+}
+
+/** Writes `chunk` after `delayMs`, never ahead of a chunk sent earlier (a shorter delay or `pass` waits its turn). */
+function send(lane: Lane, chunk: Buffer, delayMs: number): void {
+  if (delayMs <= 0 && lane.queue.length === 0) {
+    if (!lane.to.destroyed) lane.to.write(chunk);
+    return;
+  }
+  lane.queue.push({ at: performance.now() + delayMs, chunk });
+  drainLater(lane);
+}
+
+function drainLater(lane: Lane): void {
+  const head = lane.queue[0];
+  if (lane.timer !== undefined || head === undefined) return;
+  lane.timer = setTimeout(
+    () => {
+      lane.timer = undefined;
+      const now = performance.now();
+      while (lane.queue[0] !== undefined && lane.queue[0].at <= now + 1) {
+        const { chunk } = lane.queue.shift() as { chunk: Buffer };
+        if (!lane.to.destroyed) lane.to.write(chunk);
+      }
+      drainLater(lane);
+    },
+    Math.max(0, head.at - performance.now()),
+  );
 }
 
 export async function startTcpProxy(targetPort: number, initial: ProxyMode = { kind: 'pass' }): Promise<TcpProxy> {
@@ -59,8 +95,11 @@ export async function startTcpProxy(targetPort: number, initial: ProxyMode = { k
   const links = new Set<Link>();
 
   const destroyLink = (link: Link, rst: boolean) => {
-    for (const timer of link.timers) clearTimeout(timer);
-    link.timers.clear();
+    for (const lane of [link.up, link.down]) {
+      clearTimeout(lane.timer);
+      lane.timer = undefined;
+      lane.queue.length = 0;
+    }
     links.delete(link);
     for (const socket of [link.client, link.upstream]) {
       if (rst && !socket.destroyed && typeof socket.resetAndDestroy === 'function' && socket.readyState === 'open') {
@@ -69,24 +108,19 @@ export async function startTcpProxy(targetPort: number, initial: ProxyMode = { k
     }
   };
 
-  const forward = (link: Link, to: Socket, chunk: Buffer, direction: 'up' | 'down') => {
+  const forward = (link: Link, lane: Lane, chunk: Buffer) => {
     switch (mode.kind) {
       case 'pass':
-        to.write(chunk);
+        send(lane, chunk, 0);
         return;
-      case 'delay': {
-        const timer = setTimeout(() => {
-          link.timers.delete(timer);
-          if (!to.destroyed) to.write(chunk);
-        }, mode.ms);
-        link.timers.add(timer);
+      case 'delay':
+        send(lane, chunk, mode.ms);
         return;
-      }
       case 'blackhole':
         link.tainted = true;
         return;
       case 'hold':
-        if (direction === 'up') to.write(chunk);
+        if (lane === link.up) send(lane, chunk, 0);
         else link.held.push(chunk);
         return;
       case 'reset':
@@ -103,7 +137,14 @@ export async function startTcpProxy(targetPort: number, initial: ProxyMode = { k
       return;
     }
     const upstream = connect({ port: targetPort, host: '127.0.0.1' });
-    const link: Link = { client, upstream, held: [], tainted: false, timers: new Set() };
+    const link: Link = {
+      client,
+      upstream,
+      up: { to: upstream, queue: [], timer: undefined },
+      down: { to: client, queue: [], timer: undefined },
+      held: [],
+      tainted: false,
+    };
     links.add(link);
     client.setNoDelay(true);
     upstream.setNoDelay(true);
@@ -112,8 +153,8 @@ export async function startTcpProxy(targetPort: number, initial: ProxyMode = { k
     upstream.on('error', () => destroyLink(link, false));
     client.on('close', () => destroyLink(link, false));
     upstream.on('close', () => destroyLink(link, false));
-    client.on('data', (chunk: Buffer) => forward(link, upstream, chunk, 'up'));
-    upstream.on('data', (chunk: Buffer) => forward(link, client, chunk, 'down'));
+    client.on('data', (chunk: Buffer) => forward(link, link.up, chunk));
+    upstream.on('data', (chunk: Buffer) => forward(link, link.down, chunk));
   });
   server.on('error', () => {});
 
@@ -137,7 +178,7 @@ export async function startTcpProxy(targetPort: number, initial: ProxyMode = { k
     }
     if (previous.kind === 'hold' && next.kind !== 'hold') {
       for (const link of links) {
-        for (const chunk of link.held.splice(0)) forward(link, link.client, chunk, 'down');
+        for (const chunk of link.held.splice(0)) forward(link, link.down, chunk);
       }
     }
   };
