@@ -1,0 +1,63 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { evictPlugin } from 'tiercache/http';
+import type { Config } from '../config.js';
+import { redactUrl } from '../plugins/cache.js';
+
+export interface OpsOptions extends Record<string, unknown> {
+  readonly config: Config;
+}
+
+const startedAt = Date.now();
+
+export const opsRoutes: FastifyPluginAsync<OpsOptions> = async (app, { config }) => {
+  /**
+   * `degraded` while Redis is away (or the breaker is open): the service still answers every route, from memory and
+   * the database. 503 only when the database itself does not answer.
+   */
+  app.get('/health', async (_request, reply) => {
+    const started = performance.now();
+    let dbOk = true;
+    try {
+      await app.db.query('SELECT 1');
+    } catch {
+      dbOk = false;
+    }
+    const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+    const cache = app.cacheStatus();
+    const ok = dbOk && (config.cacheDisabled || cache.shared);
+    void reply.code(dbOk ? 200 : 503).header('cache-control', 'no-store');
+    return {
+      status: ok ? 'ok' : 'degraded',
+      db: { ok: dbOk, kind: app.db.kind, latencyMs },
+      cache: { redis: cache.redis, breaker: cache.breaker, disabled: config.cacheDisabled },
+    };
+  });
+
+  app.get('/stats', async (_request, reply) => {
+    void reply.header('cache-control', 'no-store');
+    return {
+      ...app.cache.stats(),
+      service: {
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+        dbQueries: app.db.totalQueries,
+        db: app.db.kind,
+        redisUrl: redactUrl(config.redisUrl),
+        prefix: app.cache.prefix,
+        cacheDisabled: config.cacheDisabled,
+      },
+    };
+  });
+
+  if (config.internalKeyIsDefault) {
+    app.log.warn(
+      'INTERNAL_KEY is unset: DELETE /internal/cache accepts the well-known development key; set INTERNAL_KEY (16+ characters) anywhere but on your own machine',
+    );
+  }
+  await app.register(evictPlugin, {
+    cache: app.cache,
+    keys: [config.internalKey],
+    path: '/internal/cache',
+    header: 'x-internal-key',
+    logger: { warn: (message) => app.log.warn(message) },
+  });
+};

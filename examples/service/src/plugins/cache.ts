@@ -1,0 +1,158 @@
+import { ConfigurationError, createCache } from 'tiercache';
+import type { Cache, CacheOptions, CacheStats, ReadResult, SetOptions } from 'tiercache';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config.js';
+import { shared } from './shared.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    cache: Cache;
+    /** `getOrSetWithMeta`, or a plain loader call when CACHE_DISABLED is set (the load comparison's baseline). */
+    cached<T>(key: string, load: () => Promise<T>, options?: SetOptions): Promise<ReadResult<T>>;
+    cacheStatus(): CacheStatus;
+  }
+}
+
+/** What the routes and /health need to know about the cache's connection to Redis. */
+export interface CacheStatus {
+  readonly redis: CacheStats['redis']['state'];
+  /** The circuit breaker's state, when the library has one and it is on. */
+  readonly breaker: string | null;
+  /** True when reads and writes go through Redis now. */
+  readonly shared: boolean;
+}
+
+/**
+ * Fields of `stats()` that arrive with later library issues (breaker: issue 4; bus: issue 5). Read structurally so the
+ * service and its dashboard pick them up as soon as the library reports them.
+ */
+export type LiveStats = CacheStats & {
+  readonly breaker?: { readonly state: string } | null;
+  readonly bus?: unknown;
+};
+
+export function cacheOptions(config: Config): CacheOptions {
+  return {
+    prefix: config.cachePrefix,
+    ttl: '5m',
+    // Disabled means no tier at all, so the baseline pays for every read; the routes bypass the cache then (`cached`).
+    ...(config.cacheDisabled ? { memory: false } : { redis: config.redisUrl }),
+  };
+}
+
+/**
+ * The service's cache, with the bus on when this version of tiercache has one, so a write on one instance drops the
+ * copy in every other instance's memory tier.
+ *
+ * SEAM(bus, issue 5): until the library accepts `bus`, `createCache` refuses it as an unknown option and the cache is
+ * created without it (each instance then serves its memory copy of a changed entry until that copy's TTL). When the
+ * bus lands, replace this probe with `bus: true` in `cacheOptions`.
+ */
+export function createServiceCache(config: Config): { cache: Cache; bus: boolean } {
+  const options = cacheOptions(config);
+  if (config.cacheDisabled) return { cache: createCache(options), bus: false };
+  try {
+    return { cache: createCache({ ...options, bus: true } as CacheOptions), bus: true };
+  } catch (error) {
+    // Options without the bus are known to be valid: if they throw too, that error is the real one.
+    if (!(error instanceof ConfigurationError)) throw error;
+    return { cache: createCache(options), bus: false };
+  }
+}
+
+export function cacheStatus(cache: Cache): CacheStatus {
+  const stats = cache.stats() as LiveStats;
+  const breaker = stats.breaker?.state ?? null;
+  return { redis: stats.redis.state, breaker, shared: stats.redis.state === 'ready' && breaker !== 'open' };
+}
+
+/** Shows a Redis URL without its password. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.href.replace(/\/$/, '');
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/**
+ * Logs Redis going away once (with how to start it) and coming back once, instead of a line per failed command or
+ * reconnect attempt. The cache counts those; the dashboard charts them.
+ */
+export function watchRedis(cache: Cache, redisUrl: string, log: FastifyBaseLogger): () => void {
+  const where = redactUrl(redisUrl);
+  let down = false;
+  let unavailableSince: number | undefined;
+  const warn = (reason: string): void => {
+    down = true;
+    log.warn(
+      `Redis is not reachable at ${where} (${reason}): serving from memory + the database, /health reports degraded. ` +
+        'Start Redis with `redis-server --daemonize yes` (Debian: `apt-get install redis-server`).',
+    );
+  };
+  const stop = cache.on('error', ({ operation, key, error }) => {
+    if (operation === 'connection') {
+      if (!down) warn(error.message);
+    } else {
+      log.debug({ operation, key, code: error.code }, `cache: ${error.message}`);
+    }
+  });
+  const timer = setInterval(() => {
+    const { redis } = cacheStatus(cache);
+    if (redis === 'ready') {
+      if (down) log.info(`Redis is back at ${where}: reads and writes go through it again`);
+      down = false;
+      unavailableSince = undefined;
+    } else if (redis === 'unavailable' && !down) {
+      // A blackholed server produces no connection error, only a client that never becomes ready.
+      unavailableSince ??= Date.now();
+      if (Date.now() - unavailableSince >= 3000) warn('no connection after 3 s');
+    }
+  }, 1000);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    stop();
+  };
+}
+
+export interface CachePluginOptions extends Record<string, unknown> {
+  readonly config: Config;
+}
+
+export const cachePlugin = shared<CachePluginOptions>('cache', async (app, { config }) => {
+  const { cache, bus } = createServiceCache(config);
+  if (!config.cacheDisabled && !bus) {
+    app.log.info(
+      'cache bus: not available in this tiercache version; other instances keep their memory copies until TTL',
+    );
+  }
+  const unwatch = config.cacheDisabled ? () => {} : watchRedis(cache, config.redisUrl, app.log);
+  if (config.cacheDisabled) app.log.warn('CACHE_DISABLED is set: every read goes to the database');
+  app.decorate('cache', cache);
+  app.decorate('cacheStatus', () => cacheStatus(cache));
+  app.decorate('cached', <T>(key: string, load: () => Promise<T>, options?: SetOptions): Promise<ReadResult<T>> => {
+    if (!config.cacheDisabled) return cache.getOrSetWithMeta(key, load, options);
+    return load().then((value) => ({ value, source: 'origin' as const, expiresInMs: 0 }));
+  });
+  app.addHook('onClose', async () => {
+    unwatch();
+    await cache.close();
+  });
+});
+
+/**
+ * Resolves true once the cache's Redis connection is ready, false after `timeoutMs`. The library connects in the
+ * background and offers no way to await it, so this polls its stats.
+ */
+export async function waitForRedis(cache: Cache, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { redis } = cacheStatus(cache);
+    if (redis === 'ready') return true;
+    if (redis === 'off' || Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
