@@ -166,6 +166,44 @@ describe('tagged types round-trip', () => {
     const value = { toJSON: () => ({ when: new Date(0) }) };
     expect(roundTrip(value)).toStrictEqual({ when: new Date(0) });
   });
+
+  it('calls toJSON once, so a toJSON that returns this is written as the object itself', () => {
+    // A pattern of model classes; JSON.stringify gives {"x":1}, and before this was a stack overflow here.
+    class Plain {
+      x = 1;
+      toJSON(): this {
+        return this;
+      }
+    }
+    class Tagged {
+      id = 7n;
+      at = new Date(0);
+      toJSON(): this {
+        return this;
+      }
+    }
+    expect(envelope(new Plain())).toMatchObject({ k: 0, d: { x: 1 } });
+    expect(roundTrip(new Plain())).toStrictEqual({ x: 1 });
+    expect(envelope(new Tagged())).toMatchObject({ k: 1 });
+    expect(roundTrip(new Tagged())).toStrictEqual({ id: 7n, at: new Date(0) });
+    expect(roundTrip([new Tagged(), new Set([new Plain()]), new Map([[new Plain(), new Tagged()]])])).toStrictEqual([
+      { id: 7n, at: new Date(0) },
+      new Set([{ x: 1 }]),
+      new Map([[{ x: 1 }, { id: 7n, at: new Date(0) }]]),
+    ]);
+  });
+
+  it('does not call toJSON again on what toJSON returned, as JSON.stringify does not', () => {
+    class Lazy {
+      toJSON(): unknown {
+        return new Lazy();
+      }
+    }
+    expect(JSON.stringify(new Lazy())).toBe('{}');
+    expect(roundTrip(new Lazy())).toStrictEqual({});
+    // The same through the tagging path, which a BigInt next to it forces.
+    expect(roundTrip([new Lazy(), 1n])).toStrictEqual([{}, 1n]);
+  });
 });
 
 describe('k: whether readers must revive', () => {
