@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, ErrorCode } from '../../src/errors.js';
 import { createCache } from '../../src/index.js';
-import { DEFAULTS, resolveSetOptions, toMs, validateOptions } from '../../src/options.js';
+import { DEFAULTS, resolveGetOrSetOptions, resolveSetOptions, toMs, validateOptions } from '../../src/options.js';
 import { DAY, HOUR, MINUTE, SECOND } from './fake-clock.js';
 
 const DURATION_HINT = "(milliseconds or a string like '250ms', '5m', '1h')";
@@ -111,7 +111,9 @@ describe('each option', () => {
   it('rejects unknown option names and lists the known ones', () => {
     const message = messageOf({ ttls: 5 });
     expect(message).toMatch(/^Unknown option `ttls`; expected one of `prefix`, /);
-    for (const known of ['prefix', 'redis', 'memory', 'ttl', 'grace', 'timeouts', 'maxValueBytes', 'clock']) {
+    const everyOption = ['prefix', 'redis', 'memory', 'ttl', 'grace', 'timeouts', 'maxValueBytes', 'maxKeyLength'];
+    everyOption.push('writeErrors', 'breaker', 'lock', 'alerts', 'jitter', 'clock');
+    for (const known of everyOption) {
       expect(message).toContain(`\`${known}\``);
     }
     expect(messageOf({ memory: { max: 5 } })).toBe(
@@ -203,6 +205,41 @@ describe('each option', () => {
     expect(validateOptions({ writeErrors: 'throw' }).writeErrors).toBe('throw');
   });
 
+  it('rejects a null writeErrors instead of reading it as the default', () => {
+    expect(messageOf({ writeErrors: null })).toBe("Expected `writeErrors` to be 'report' or 'throw', got `null`");
+  });
+
+  it('requires lock to be false or an object with a positive ttlMs and a non-negative waitMs', () => {
+    expect(validateOptions({ lock: false }).lock).toBe(false);
+    expect(validateOptions({}).lock).toStrictEqual(DEFAULTS.lock);
+    expect(validateOptions({ lock: { ttlMs: '30s', waitMs: 0 } }).lock).toStrictEqual({
+      ttlMs: 30 * SECOND,
+      waitMs: 0,
+    });
+    expect(messageOf({ lock: { ttlMs: 0 } })).toBe(
+      `Expected \`lock.ttlMs\` to be a positive duration ${DURATION_HINT}, got \`0\` (number)`,
+    );
+    expect(messageOf({ lock: { waitMs: -1 } })).toBe(
+      `Expected \`lock.waitMs\` to be a non-negative duration ${DURATION_HINT}, got \`-1\` (number)`,
+    );
+    expect(messageOf({ lock: { ttl: 5 } })).toBe('Unknown option `lock.ttl`; expected one of `ttlMs`, `waitMs`');
+    expect(messageOf({ lock: true })).toBe('Expected `lock` to be an object, got `true` (boolean)');
+  });
+
+  it('requires jitter to be a fraction from 0 to 1', () => {
+    expect(validateOptions({}).jitter).toBe(DEFAULTS.jitter);
+    expect(validateOptions({ jitter: 0.1 }).jitter).toBe(0.1);
+    expect(validateOptions({ jitter: 1 }).jitter).toBe(1);
+    for (const [bad, shown] of [
+      [-0.1, '`-0.1` (number)'],
+      [1.5, '`1.5` (number)'],
+      [NaN, '`NaN` (number)'],
+      ['0.1', '`"0.1"` (string)'],
+    ] as const) {
+      expect(messageOf({ jitter: bad })).toBe(`Expected \`jitter\` to be a fraction from 0 to 1, got ${shown}`);
+    }
+  });
+
   it('requires clock to be an object with a now() method', () => {
     expect(messageOf({ clock: {} })).toBe('Expected `clock` to be an object with a now() method, got (object)');
     expect(messageOf({ clock: Date.now })).toBe('Expected `clock` to be an object with a now() method, got (function)');
@@ -236,6 +273,71 @@ describe('per-call tags', () => {
     expect(() => resolveSetOptions(defaults, { tags: tags as string[] })).toThrow(
       /^Expected `tags` to be an array of at most 64 non-empty strings/,
     );
+  });
+});
+
+describe('per-call getOrSet options', () => {
+  const defaults = validateOptions({ ttl: '1m', grace: '10s' });
+
+  it('are the cache-wide ttl and grace, no timeouts, the default graceBackoff and no refresh-ahead when omitted', () => {
+    const expected = {
+      ttl: MINUTE,
+      grace: 10 * SECOND,
+      tags: [],
+      softTimeout: undefined,
+      hardTimeout: undefined,
+      graceBackoff: DEFAULTS.graceBackoff,
+      refreshAhead: undefined,
+    };
+    expect(resolveGetOrSetOptions(defaults, undefined)).toStrictEqual(expected);
+    expect(resolveGetOrSetOptions(defaults, {})).toStrictEqual(expected);
+  });
+
+  it('read durations as numbers or strings and refreshAhead as a fraction, 0 meaning off', () => {
+    expect(
+      resolveGetOrSetOptions(defaults, {
+        ttl: '5m',
+        softTimeout: '50ms',
+        hardTimeout: 2 * SECOND,
+        graceBackoff: 0,
+        refreshAhead: 0.8,
+        tags: ['a'],
+      }),
+    ).toStrictEqual({
+      ttl: 5 * MINUTE,
+      grace: 10 * SECOND,
+      tags: ['a'],
+      softTimeout: 50,
+      hardTimeout: 2 * SECOND,
+      graceBackoff: 0,
+      refreshAhead: 0.8,
+    });
+    expect(resolveGetOrSetOptions(defaults, { refreshAhead: 0 }).refreshAhead).toBeUndefined();
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['softTimeout', { softTimeout: 0 }, `a positive duration ${DURATION_HINT}, got \`0\` (number)`],
+    ['hardTimeout', { hardTimeout: 'later' }, `a positive duration ${DURATION_HINT}, got \`"later"\` (string)`],
+    ['graceBackoff', { graceBackoff: -1 }, `a non-negative duration ${DURATION_HINT}, got \`-1\` (number)`],
+    ['refreshAhead', { refreshAhead: 2 }, 'a fraction from 0 to 1, got `2` (number)'],
+  ])('reject a bad %s with the same message shape', (name, options, rest) => {
+    expect(() => resolveGetOrSetOptions(defaults, options)).toThrow(ConfigurationError);
+    expect(() => resolveGetOrSetOptions(defaults, options)).toThrow(`Expected \`${name}\` to be ${rest}`);
+  });
+
+  it('make getOrSet reject, not throw, and run no loader', async () => {
+    const cache = createCache({ clock: { now: () => 0 } });
+    let calls = 0;
+    const loader = () => ++calls;
+    let promise: Promise<unknown> | undefined;
+    expect(() => {
+      promise = cache.getOrSet('k', loader, { hardTimeout: -5 });
+    }).not.toThrow();
+    await expect(promise).rejects.toThrow(
+      `Expected \`hardTimeout\` to be a positive duration ${DURATION_HINT}, got \`-5\` (number)`,
+    );
+    expect(calls).toBe(0);
+    await cache.close();
   });
 });
 
