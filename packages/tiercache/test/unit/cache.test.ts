@@ -154,6 +154,96 @@ describe('TTL', () => {
   });
 });
 
+describe('grace', () => {
+  it('serves the expired copy as stale when the loader fails within grace, and only then', async () => {
+    const { cache, clock } = setup({ grace: '1m' });
+    await cache.set('k', 'old', { ttl: '10s' });
+    clock.advance(10 * SECOND);
+    // get never answers a stale copy: only a failed load may fall back to it.
+    expect(await cache.get('k')).toBeUndefined();
+    let calls = 0;
+    const failing = () => {
+      calls++;
+      throw new Error('origin down');
+    };
+    clock.advance(10 * SECOND);
+    expect(await cache.getOrSetWithMeta('k', failing)).toStrictEqual({
+      value: 'old',
+      source: 'stale',
+      expiresInMs: -10 * SECOND,
+    });
+    expect(calls).toBe(1);
+    expect(cache.stats().loader.errors).toBe(1);
+  });
+
+  it('does not call a failing loader again for graceBackoff after serving stale', async () => {
+    const { cache, clock } = setup({ grace: '1m' });
+    await cache.set('k', 'old', { ttl: '10s' });
+    clock.advance(15 * SECOND);
+    let calls = 0;
+    const failing = () => {
+      calls++;
+      throw new Error('origin down');
+    };
+    expect(await cache.getOrSet('k', failing, { graceBackoff: '5s' })).toBe('old');
+    clock.advance(5 * SECOND - 1);
+    expect(await cache.getOrSet('k', failing, { graceBackoff: '5s' })).toBe('old');
+    expect(calls).toBe(1);
+    clock.advance(1);
+    expect(await cache.getOrSet('k', failing, { graceBackoff: '5s' })).toBe('old');
+    expect(calls).toBe(2);
+  });
+
+  it('gives the loader error to the caller once the grace window is over', async () => {
+    const { cache, clock } = setup({ grace: '1m' });
+    await cache.set('k', 'old', { ttl: '10s' });
+    clock.advance(10 * SECOND + MINUTE);
+    const boom = new Error('origin down');
+    await expect(
+      cache.getOrSet('k', () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+  });
+
+  it('serves no stale copy without grace', async () => {
+    const { cache, clock } = setup();
+    await cache.set('k', 'old', { ttl: '10s' });
+    clock.advance(10 * SECOND);
+    const boom = new Error('origin down');
+    await expect(
+      cache.getOrSet('k', () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+  });
+});
+
+describe('jitter', () => {
+  it('shortens each ttl by up to the fraction, so keys written together do not all expire together', async () => {
+    const { cache, clock } = setup({ jitter: 0.5, ttl: 1000 * SECOND });
+    const keys = Array.from({ length: 50 }, (_, i) => `k${i}`);
+    await cache.mset(keys.map((key) => ({ key, value: key })));
+    const alive = async () => (await cache.mget(keys)).filter((value) => value !== undefined).length;
+    clock.advance(500 * SECOND - 1);
+    expect(await alive()).toBe(50);
+    clock.advance(250 * SECOND);
+    const atThreeQuarters = await alive();
+    // 50 uniform draws over [500 s, 1000 s]: all on one side of 750 s has a chance of about 2^-49.
+    expect(atThreeQuarters).toBeGreaterThan(0);
+    expect(atThreeQuarters).toBeLessThan(50);
+    clock.advance(250 * SECOND + 1);
+    expect(await alive()).toBe(0);
+  });
+
+  it('leaves ttls exact when it is 0, the default', async () => {
+    const { cache, clock } = setup({ ttl: 1000 * SECOND });
+    await cache.mset(Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, value: i })));
+    clock.advance(1000 * SECOND - 1);
+    expect((await cache.mget(Array.from({ length: 20 }, (_, i) => `k${i}`))).every((v) => v !== undefined)).toBe(true);
+  });
+});
+
 describe('delete, deleteMany, mget and mset', () => {
   it('deletes a key and says whether it existed', async () => {
     const { cache } = setup();
@@ -363,6 +453,7 @@ describe('bad keys', () => {
     ['undefined', undefined],
     ['an object', { id: 1 }],
     ['a string over maxKeyLength', tooLong],
+    ['a key starting with __, which is reserved for locks', '__lock'],
   ];
 
   const calls: [string, (cache: Cache, key: never) => Promise<unknown>][] = [
@@ -396,6 +487,16 @@ describe('bad keys', () => {
     await expect(cache.get('')).rejects.toThrow(
       'Expected the key to be a non-empty string of at most 1024 characters, got `""` (string)',
     );
+  });
+
+  it('says why a key starting with __ is refused, and accepts __ elsewhere in a key', async () => {
+    const { cache } = setup();
+    await expect(cache.get('__x')).rejects.toThrow(
+      'Keys starting with `__` are reserved for tiercache, got `"__x"` (string)',
+    );
+    await cache.set('a__b', 1);
+    await cache.set('_a', 2);
+    expect(await cache.mget(['a__b', '_a'])).toStrictEqual([1, 2]);
   });
 
   it('accepts a key of exactly maxKeyLength characters', async () => {
