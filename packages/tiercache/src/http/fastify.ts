@@ -40,7 +40,8 @@ export const evictPlugin: FastifyPluginAsync<EvictPluginOptions> = async (app, o
       if (core.authorized(request.headers[core.header])) return;
       core.warn(`refused an eviction from ${request.ip}: missing or wrong key`);
       const refused = error(401, `Missing or wrong key in the ${core.header} header`);
-      await res.code(refused.status).header('cache-control', 'no-store').send(refused.body);
+      // Returning the reply tells Fastify the request is answered: no body parsing, no handler.
+      return res.code(refused.status).header('cache-control', 'no-store').send(refused.body);
     },
     // Parser failures (body too large, length mismatch, aborted upload) arrive here with Fastify's status; they are
     // answered in the endpoint's JSON shape rather than the host application's error format.
