@@ -12,7 +12,9 @@ export type ChaosOperation =
   | 'acquireLock'
   | 'extendLock'
   | 'releaseLock'
-  | 'setLoaded';
+  | 'setLoaded'
+  | 'invalidateTags'
+  | 'publish';
 
 const OPERATIONS: readonly ChaosOperation[] = [
   'get',
@@ -25,6 +27,8 @@ const OPERATIONS: readonly ChaosOperation[] = [
   'extendLock',
   'releaseLock',
   'setLoaded',
+  'invalidateTags',
+  'publish',
 ];
 
 /** The error to inject: one instance thrown every time, or a factory called per failed call. */
@@ -214,8 +218,16 @@ export class ChaosRemoteTier implements RemoteTier {
     return this.#run('setMany', () => this.#inner.setMany(writes));
   }
 
-  deleteMany(keys: readonly string[]): Promise<number> {
-    return this.#run('deleteMany', () => this.#inner.deleteMany(keys));
+  deleteMany(keys: readonly string[], alsoUnlink?: readonly string[]): Promise<number> {
+    return this.#run('deleteMany', () => this.#inner.deleteMany(keys, alsoUnlink));
+  }
+
+  invalidateTags(tagKeys: readonly string[], lockKeyOf: (key: string) => string): Promise<number> {
+    return this.#run('invalidateTags', () => this.#inner.invalidateTags(tagKeys, lockKeyOf));
+  }
+
+  publish(channel: string, message: string): Promise<void> {
+    return this.#run('publish', () => this.#inner.publish(channel, message));
   }
 
   deleteByPrefix(prefix: string): Promise<number> {

@@ -1,4 +1,4 @@
-import { ConfigurationError, ConnectionError, describeValue } from '../errors.js';
+import { ConfigurationError, ConnectionError, RedisReplyError, describeValue } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
 import { systemClock } from '../types.js';
 import type { Clock, LoadedWrite, RemoteTier, RemoteWrite } from '../types.js';
@@ -8,11 +8,11 @@ interface Stored {
   readonly expiresAt: number;
 }
 
-/** Shaped like the reply errors ioredis raises, so code that tells replies from outages sees the same thing. */
-function replyError(message: string): ConnectionError {
+/** What the Redis tier makes of a reply error (an ioredis `ReplyError` as the cause), so callers see the same thing. */
+function replyError(message: string): RedisReplyError {
   const cause = new Error(message);
   cause.name = 'ReplyError';
-  return new ConnectionError(`Redis command failed: ${message}`, { cause });
+  return new RedisReplyError(`Redis refused the command: ${message}`, { cause });
 }
 
 /** Redis refuses PX values that are not positive integers; so does this tier, so a bad TTL fails in unit tests too. */
@@ -36,13 +36,15 @@ export interface InMemoryRemoteTierOptions {
 /**
  * A `RemoteTier` over a Map, with Redis' semantics where the cache can observe them: PX expiry against the clock
  * (a key set with PX 100 at t is gone at t + 100), `NX` locks, compare-and-delete release, the late-writer guard of
- * `setLoaded`, literal prefix deletes, and pub/sub delivered asynchronously. Several caches given one instance share
+ * `setLoaded`, tag sets that expire with their members, literal prefix deletes (tag sets included), and pub/sub
+ * delivered asynchronously. Several caches given one instance share
  * it the way processes share a Redis, with no I/O, so unit tests of multi-instance behaviour stay fast and exact.
  */
 export class InMemoryRemoteTier implements RemoteTier {
   readonly #clock: Clock;
   readonly #data = new Map<string, Stored>();
   readonly #channels = new Map<string, Set<(message: string) => void>>();
+  readonly #tags = new Map<string, Map<string, number>>();
   #closed = false;
 
   constructor(options: InMemoryRemoteTierOptions = {}) {
@@ -81,16 +83,62 @@ export class InMemoryRemoteTier implements RemoteTier {
     // Checked first, so a bad write leaves none of the batch behind (a failed pipeline would report the same).
     for (const write of writes) checkTtl(write.ttlMs, 'set');
     const now = this.#clock.now();
-    for (const write of writes) this.#data.set(write.key, { value: write.value, expiresAt: now + write.ttlMs });
+    for (const write of writes) {
+      this.#data.set(write.key, { value: write.value, expiresAt: now + write.ttlMs });
+      this.#index(write, now);
+    }
   }
 
-  async deleteMany(keys: readonly string[]): Promise<number> {
+  /**
+   * The tag index, as the Redis tier keeps it (a sorted set per tag scored by each member's expiry): members that
+   * expired are pruned on every add, and a set whose members have all expired is gone, so it never outlives what it
+   * indexes.
+   */
+  #index(write: RemoteWrite, now: number): void {
+    for (const tagKey of write.tagKeys ?? []) {
+      let members = this.#tags.get(tagKey);
+      if (members === undefined) this.#tags.set(tagKey, (members = new Map()));
+      members.set(write.key, now + write.ttlMs);
+      for (const [member, expiresAt] of members) if (expiresAt < now) members.delete(member);
+    }
+  }
+
+  /** A tag set's live members (score ≥ now, as the Redis script reads them), or undefined once all expired. */
+  #members(tagKey: string, now: number): string[] | undefined {
+    const members = this.#tags.get(tagKey);
+    if (members === undefined) return undefined;
+    const live = [...members].filter(([, expiresAt]) => expiresAt >= now).map(([member]) => member);
+    if (live.length === 0 || Math.max(...members.values()) <= now) {
+      this.#tags.delete(tagKey);
+      return undefined;
+    }
+    return live;
+  }
+
+  async invalidateTags(tagKeys: readonly string[], lockKeyOf: (key: string) => string): Promise<number> {
+    this.#open();
+    const now = this.#clock.now();
+    const members = new Set<string>();
+    for (const tagKey of tagKeys) {
+      for (const member of this.#members(tagKey, now) ?? []) members.add(member);
+      this.#tags.delete(tagKey);
+    }
+    if (members.size === 0) return 0;
+    return this.deleteMany([...members], [...members].map(lockKeyOf));
+  }
+
+  async deleteMany(keys: readonly string[], alsoUnlink: readonly string[] = []): Promise<number> {
     this.#open();
     const now = this.#clock.now();
     let existed = 0;
     for (const key of keys) {
-      if (this.#read(key, now) !== undefined) existed++;
+      if (this.#read(key, now) !== undefined || this.#members(key, now) !== undefined) existed++;
       this.#data.delete(key);
+      this.#tags.delete(key);
+    }
+    for (const key of alsoUnlink) {
+      this.#data.delete(key);
+      this.#tags.delete(key);
     }
     return existed;
   }
@@ -103,6 +151,12 @@ export class InMemoryRemoteTier implements RemoteTier {
       if (!key.startsWith(prefix)) continue;
       if (now < stored.expiresAt) removed++;
       this.#data.delete(key);
+    }
+    // Tag sets live under the prefix too, so a clear drops the index with the entries (Redis counts them as keys).
+    for (const tagKey of [...this.#tags.keys()]) {
+      if (!tagKey.startsWith(prefix)) continue;
+      if (this.#members(tagKey, now) !== undefined) removed++;
+      this.#tags.delete(tagKey);
     }
     return removed;
   }
@@ -134,6 +188,8 @@ export class InMemoryRemoteTier implements RemoteTier {
     this.#open();
     checkTtl(write.ttlMs, 'set');
     const now = this.#clock.now();
+    // The Redis tier indexes tags in the same pipeline whether or not the script writes: so does this.
+    this.#index(write, now);
     const locked = write.token !== '';
     if (locked && this.#read(write.lockKey, now)?.value !== write.token) return false;
     const current = this.#read(write.key, now);
@@ -144,7 +200,7 @@ export class InMemoryRemoteTier implements RemoteTier {
     }
     this.#data.set(write.key, { value: write.value, expiresAt: now + write.ttlMs });
     if (locked) this.#data.delete(write.lockKey);
-    if (write.channel !== '') this.publish(write.channel, write.key);
+    if (write.channel !== '') this.deliver(write.channel, write.key);
     return true;
   }
 
@@ -174,8 +230,21 @@ export class InMemoryRemoteTier implements RemoteTier {
     return this.keys().length;
   }
 
-  /** Delivers `message` to the channel's subscribers on a later microtask, as a Redis subscriber would get it. */
-  publish(channel: string, message: string): number {
+  /** The live members of a tag set (full keys), as `ZRANGEBYSCORE tagKey now +inf` would list them. */
+  tagMembers(tagKey: string): string[] {
+    return this.#members(tagKey, this.#clock.now()) ?? [];
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    this.#open();
+    this.deliver(channel, message);
+  }
+
+  /**
+   * Delivers `message` to the channel's subscribers on a later microtask, as a Redis subscriber would get it.
+   * Returns how many subscribers it will reach.
+   */
+  deliver(channel: string, message: string): number {
     const listeners = this.#channels.get(channel);
     if (listeners === undefined) return 0;
     const targets = [...listeners];

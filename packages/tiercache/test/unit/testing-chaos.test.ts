@@ -43,13 +43,30 @@ describe('ChaosRemoteTier when healthy', () => {
     expect(await chaos.acquireLock('lock', 't', 1000)).toBe(true);
     expect(await chaos.extendLock('lock', 't', 1000)).toBe(true);
     await chaos.releaseLock('lock', 't');
-    expect(await chaos.deleteMany(['a'])).toBe(1);
+    await chaos.set('a:lock', 'token', 1000);
+    expect(await chaos.deleteMany(['a'], ['a:lock'])).toBe(1);
     expect(await chaos.deleteByPrefix('b')).toBe(1);
+    expect(inner.size).toBe(0);
+    await chaos.setMany([{ key: 'c', value: 'C', ttlMs: 1000, tagKeys: ['tag'] }]);
+    expect(await chaos.invalidateTags(['tag'], (key) => `${key}:lock`)).toBe(1);
+    const heard: string[] = [];
+    inner.subscribe('channel', (message) => heard.push(message));
+    await chaos.publish('channel', 'hello');
+    expect(heard).toStrictEqual(['hello']);
     expect(inner.size).toBe(0);
     expect(chaos.available).toBe(true);
     const counts = chaos.counts;
-    expect(counts).toMatchObject({ calls: 9, forwarded: 9, injected: 0, timeouts: 0, pending: 0 });
-    expect(counts.byOperation).toMatchObject({ get: 1, getMany: 1, set: 1, setMany: 1, setLoaded: 0 });
+    expect(counts).toMatchObject({ calls: 13, forwarded: 13, injected: 0, timeouts: 0, pending: 0 });
+    expect(counts.byOperation).toMatchObject({
+      get: 1,
+      getMany: 1,
+      set: 2,
+      setMany: 2,
+      deleteMany: 1,
+      invalidateTags: 1,
+      publish: 1,
+      setLoaded: 0,
+    });
     chaos.resetCounts();
     expect(chaos.counts).toMatchObject({ calls: 0, forwarded: 0, byOperation: { get: 0 } });
   });

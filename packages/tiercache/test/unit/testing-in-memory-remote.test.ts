@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createEntry, encodeEntry } from '../../src/entry.js';
-import { ConnectionError } from '../../src/errors.js';
+import { ConnectionError, RedisReplyError } from '../../src/errors.js';
 import { isOutageError } from '../../src/resilience/breaker.js';
 import { FakeClock, InMemoryRemoteTier } from '../../src/testing/index.js';
 
@@ -45,8 +45,8 @@ describe('InMemoryRemoteTier storage', () => {
       { key: 'a', value: 'A', ttlMs: 1000 },
       { key: 'b', value: 'B', ttlMs: 0 },
     ]);
-    await expect(failed).rejects.toThrow(ConnectionError);
-    await expect(failed).rejects.toThrow('ERR invalid expire time');
+    await expect(failed).rejects.toThrow(RedisReplyError);
+    await expect(failed).rejects.toThrow("Redis refused the command: ERR invalid expire time in 'set' command");
     expect(isOutageError(await failed.catch((error: unknown) => error))).toBe(false);
     await expect(tier.set('c', 'C', 1.5)).rejects.toThrow('ERR invalid expire time');
     expect(tier.size).toBe(0);
@@ -155,17 +155,87 @@ describe('InMemoryRemoteTier setLoaded', () => {
     const value = envelope('v', clock.now());
     expect(await tier.setLoaded({ ...base, value, createdAt: clock.now(), token: '' })).toBe(true);
     expect(await tier.get('data')).toBe(value);
-    expect(tier.publish('nobody', 'x')).toBe(0);
+    expect(tier.deliver('nobody', 'x')).toBe(0);
   });
 
   it('stops delivering to a subscriber once disposed', async () => {
     const { tier } = setup();
     const heard: string[] = [];
     const dispose = tier.subscribe('c', (message) => heard.push(message));
-    expect(tier.publish('c', 'one')).toBe(1);
+    expect(tier.deliver('c', 'one')).toBe(1);
     dispose();
-    expect(tier.publish('c', 'two')).toBe(0);
+    expect(tier.deliver('c', 'two')).toBe(0);
     await Promise.resolve();
     expect(heard).toStrictEqual(['one']);
+  });
+});
+
+describe('InMemoryRemoteTier tags, batches and pub/sub', () => {
+  it('unlinks the extra keys of a delete without counting them', async () => {
+    const { tier } = setup();
+    await tier.set('a', '1', 1000);
+    await tier.set('a:lock', 'token', 1000);
+    expect(await tier.deleteMany(['a', 'b'], ['a:lock', 'b:lock'])).toBe(1);
+    expect(tier.size).toBe(0);
+  });
+
+  it('invalidates the live members of tag sets with their locks, once, and drops the sets', async () => {
+    const { clock, tier } = setup();
+    await tier.setMany([
+      { key: 'p:1', value: 'one', ttlMs: 1000, tagKeys: ['p:__tag:red'] },
+      { key: 'p:2', value: 'two', ttlMs: 1000, tagKeys: ['p:__tag:red', 'p:__tag:blue'] },
+      { key: 'p:3', value: 'three', ttlMs: 10, tagKeys: ['p:__tag:blue'] },
+      { key: 'p:4', value: 'four', ttlMs: 1000 },
+    ]);
+    await tier.acquireLock('p:2:lock', 'T', 1000);
+    clock.advance(11);
+    expect(tier.tagMembers('p:__tag:blue')).toStrictEqual(['p:2']);
+    expect(await tier.invalidateTags(['p:__tag:red', 'p:__tag:blue'], (key) => `${key}:lock`)).toBe(2);
+    expect(tier.keys()).toStrictEqual(['p:4']);
+    expect(tier.tagMembers('p:__tag:red')).toStrictEqual([]);
+    expect(await tier.invalidateTags(['p:__tag:red'], (key) => `${key}:lock`)).toBe(0);
+  });
+
+  it('lets a tag set expire with its last member, as the Redis tier does', async () => {
+    const { clock, tier } = setup();
+    await tier.setMany([{ key: 'k', value: 'v', ttlMs: 100, tagKeys: ['t'] }]);
+    clock.advance(99);
+    expect(tier.tagMembers('t')).toStrictEqual(['k']);
+    clock.advance(1);
+    expect(tier.tagMembers('t')).toStrictEqual([]);
+    expect(await tier.deleteMany(['t'])).toBe(0);
+  });
+
+  it('drops tag sets under the prefix with the entries on deleteByPrefix, and counts them as keys', async () => {
+    const { tier } = setup();
+    await tier.setMany([
+      { key: 'app:1', value: 'v', ttlMs: 1000, tagKeys: ['app:__tag:x'] },
+      { key: 'other:1', value: 'v', ttlMs: 1000, tagKeys: ['other:__tag:x'] },
+    ]);
+    expect(await tier.deleteByPrefix('app:')).toBe(2);
+    expect(tier.tagMembers('app:__tag:x')).toStrictEqual([]);
+    expect(tier.tagMembers('other:__tag:x')).toStrictEqual(['other:1']);
+  });
+
+  it('indexes the tags of a loaded write even when the write is skipped, like the Redis pipeline', async () => {
+    const { clock, tier } = setup();
+    const value = envelope('v', clock.now());
+    const write = { key: 'data', lockKey: 'lock', ttlMs: 1000, channel: '', value, createdAt: clock.now() };
+    expect(await tier.setLoaded({ ...write, token: 'not-held', tagKeys: ['t'] })).toBe(false);
+    expect(tier.tagMembers('t')).toStrictEqual(['data']);
+    expect(await tier.invalidateTags(['t'], (key) => `${key}:lock`)).toBe(0);
+  });
+
+  it('publishes asynchronously to subscribers and refuses to publish once closed', async () => {
+    const { tier } = setup();
+    const heard: string[] = [];
+    tier.subscribe('c', (message) => heard.push(message));
+    const published = tier.publish('c', 'hello');
+    expect(heard).toStrictEqual([]);
+    await published;
+    expect(heard).toStrictEqual(['hello']);
+    await tier.close();
+    await expect(tier.publish('c', 'late')).rejects.toThrow(ConnectionError);
+    await expect(tier.invalidateTags(['t'], (key) => key)).rejects.toThrow(ConnectionError);
   });
 });
