@@ -84,7 +84,8 @@ export function redactUrl(url: string): string {
 export function watchRedis(cache: Cache, redisUrl: string, log: FastifyBaseLogger): () => void {
   const where = redactUrl(redisUrl);
   let down = false;
-  let unavailableSince: number | undefined;
+  let wasReady = false;
+  const startedAt = Date.now();
   const warn = (reason: string): void => {
     down = true;
     log.warn(
@@ -104,11 +105,11 @@ export function watchRedis(cache: Cache, redisUrl: string, log: FastifyBaseLogge
     if (redis === 'ready') {
       if (down) log.info(`Redis is back at ${where}: reads and writes go through it again`);
       down = false;
-      unavailableSince = undefined;
-    } else if (redis === 'unavailable' && !down) {
-      // A blackholed server produces no connection error, only a client that never becomes ready.
-      unavailableSince ??= Date.now();
-      if (Date.now() - unavailableSince >= 3000) warn('no connection after 3 s');
+      wasReady = true;
+    } else if (redis === 'unavailable' && !down && (wasReady || Date.now() - startedAt >= 3000)) {
+      // Covers a server that went away without a connection error yet, and one that is blackholed at start-up
+      // (no error, only a client that never becomes ready).
+      warn(wasReady ? 'connection lost' : 'no connection after 3 s');
     }
   }, 1000);
   timer.unref();
