@@ -327,7 +327,8 @@ export class CircuitBreaker {
 
   /** Listens to one transition. A listener that throws is reported as a process warning; the breaker carries on. */
   on(event: BreakerEvent, listener: BreakerListener): Disposer {
-    const set = (this.#listeners as Partial<Record<string, Set<BreakerListener>>>)[event];
+    // Own properties only: `on('toString')` must be refused, not find Object.prototype's.
+    const set = Object.hasOwn(this.#listeners, event) ? this.#listeners[event] : undefined;
     if (set === undefined) {
       throw new ConfigurationError(
         `Expected the event to be 'open', 'half-open' or 'close', got ${describeValue(event)}`,

@@ -334,6 +334,9 @@ describe('events', () => {
   it('refuses unknown events and listeners that are not functions', () => {
     const { breaker } = setup();
     expect(() => breaker.on('opened' as 'open', () => {})).toThrow(ConfigurationError);
+    expect(() => breaker.on('toString' as 'open', () => {})).toThrow(
+      "Expected the event to be 'open', 'half-open' or 'close', got `\"toString\"` (string)",
+    );
     expect(() => breaker.on('open', 'nope' as unknown as () => void)).toThrow(
       'Expected the listener to be a function, got `"nope"` (string)',
     );
