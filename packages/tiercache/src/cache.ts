@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createEntry, decodeEntry, encodeEntry } from './entry.js';
 import type { Entry } from './entry.js';
@@ -12,20 +13,20 @@ import {
   SerializationError,
   describeValue,
 } from './errors.js';
+import { MAX_KEYS_PER_MESSAGE, decodeBusMessage, encodeBusMessage } from './invalidation/messages.js';
+import type { BusMessage } from './invalidation/messages.js';
+import { ReplayQueue } from './invalidation/replay.js';
+import type { PendingInvalidation } from './invalidation/replay.js';
 import { Subscriber } from './invalidation/subscriber.js';
+import { sharesTag, tagKeyFor } from './invalidation/tags.js';
+import { AlertGate } from './observability/alerts.js';
+import type { Alert } from './observability/alerts.js';
 import { Emitter } from './observability/events.js';
 import type { CacheEvents, Disposer, Listener } from './observability/events.js';
 import { Counters } from './observability/stats.js';
 import type { CacheStats } from './observability/stats.js';
-import { resolveGetOrSetOptions, resolveSetOptions, validateOptions } from './options.js';
-import type {
-  Alert,
-  CacheOptions,
-  GetOrSetOptions,
-  ResolvedGetOrSetOptions,
-  ResolvedOptions,
-  SetOptions,
-} from './options.js';
+import { DEFAULTS, resolveGetOrSetOptions, resolveSetOptions, validateOptions } from './options.js';
+import type { CacheOptions, GetOrSetOptions, ResolvedGetOrSetOptions, ResolvedOptions, SetOptions } from './options.js';
 import { CircuitBreaker, isOutageError } from './resilience/breaker.js';
 import type { AdmittedTicket } from './resilience/breaker.js';
 import { LockWaiters, lockKeyFor, lockToken } from './resilience/lock.js';
@@ -80,6 +81,11 @@ export interface Cache {
    */
   getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
   getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>>;
+  /**
+   * Makes every entry written with any of these tags a miss, in every instance, once it resolves. Entries written
+   * after it are not affected. Scoped to this cache's prefix (or namespace).
+   */
+  invalidateTags(tags: readonly string[]): Promise<void>;
   /** Removes every key under this cache's prefix (or namespace), in memory and in Redis. Never FLUSHDB. */
   clear(): Promise<void>;
   /** A view whose keys live under `${prefix}${name}:`, sharing this cache's memory, connection and stats. */
@@ -99,17 +105,18 @@ interface Core {
   readonly memory: MemoryTier<Entry> | undefined;
   readonly remote: RemoteTier | undefined;
   readonly breaker: CircuitBreaker | undefined;
-  readonly subscriber: Subscriber | undefined;
+  subscriber: Subscriber | undefined;
   readonly counters: Counters;
   readonly events: Emitter;
   readonly alert: (alert: Alert) => void;
+  readonly alerts: AlertGate | undefined;
   /** One load per full key per process; the entry stays until the loader itself settles. */
   readonly inflight: Map<string, Promise<ReadResult<unknown>>>;
   /**
    * Loads in flight by full key, each with a token of its own. A write or delete of the key replaces or removes the
    * token, and a load whose token is gone keeps its result out of both tiers (it was loaded before the change).
    */
-  readonly loading: Map<string, symbol>;
+  readonly loading: Map<string, LoadMark>;
   /** After a loader failure served stale: no new loader call for the key before this time. Pruned as it grows. */
   readonly backoff: Map<string, number>;
   readonly waiters: LockWaiters;
@@ -117,6 +124,17 @@ interface Core {
   readonly loadedChannel: string;
   /** Background work the cache started (refreshes, late loaders): awaited by close(). */
   readonly background: Set<Promise<unknown>>;
+  /** Tells this instance's bus messages from the others'. */
+  readonly instanceId: string;
+  /** The bus channel, when the bus is on. */
+  readonly busChannel: string | undefined;
+  /** Invalidations waiting for Redis, when the bus is on. */
+  readonly replay: ReplayQueue | undefined;
+  /** Redis is sending this instance every foreign write under the prefix (so key messages need not be published). */
+  trackingActive: boolean;
+  /** Tracking echoes of our own script writes still to come, by key (see expectEcho). */
+  readonly echoes: Map<string, { readonly count: number; readonly until: number }>;
+  replaying: boolean;
   closing: Promise<void> | undefined;
 }
 
@@ -134,6 +152,11 @@ const CLOSE_WAIT_MS = 1_000;
 /** What a Redis call came to: its value, or why there is none (`error` undefined: skipped without trying). */
 type RemoteOutcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error?: CacheError };
 const SKIPPED: RemoteOutcome<never> = Object.freeze({ ok: false });
+
+/** A load in flight, by identity; its tags let a tag invalidation supersede it. */
+interface LoadMark {
+  readonly tags: readonly string[];
+}
 
 /** One getOrSet load: `running` is the loader's own settlement while it runs, undefined before and after. */
 interface Flight {
@@ -182,7 +205,11 @@ class TierCache implements Cache {
     else {
       c.redisErrors++;
       if (error instanceof CacheTimeoutError) c.redisTimeouts++;
-      this.#core.alert({ kind: 'redis-error', key, message: `${operation}: ${error.message}` });
+      this.#core.alert(
+        key === undefined
+          ? { kind: 'redis-error', message: `${operation}: ${error.message}`, error }
+          : { kind: 'redis-error', key, message: `${operation}: ${error.message}`, error },
+      );
     }
     this.#core.events.emit('error', { operation, key, error });
   }
@@ -214,6 +241,7 @@ class TierCache implements Cache {
     try {
       const value = await run(remote);
       if (ticket) breaker?.success(ticket);
+      if (this.#core.replay !== undefined && this.#core.replay.size > 0) scheduleReplay(this.#core);
       return { ok: true, value };
     } catch (caught) {
       const error = caught instanceof CacheError ? caught : new ConnectionError(String(caught), { cause: caught, key });
@@ -284,7 +312,7 @@ class TierCache implements Cache {
   /** A write or delete of `fullKey` happened here: a load of the key that is in flight must not store its result. */
   #supersede(fullKey: string): void {
     const loading = this.#core.loading;
-    if (loading.has(fullKey)) loading.delete(fullKey);
+    if (loading.size > 0) loading.delete(fullKey);
   }
 
   /** Reads one key from Redis: the entry (fresh or within grace), undefined, or REDIS_DOWN. Never throws. */
@@ -592,7 +620,7 @@ class TierCache implements Cache {
     const { counters, clock, loading, options: cacheOptions } = this.#core;
     counters.loaderCalls++;
     const startedAt = clock.now();
-    const loadToken = Symbol(fullKey);
+    const loadToken: LoadMark = { tags: options.tags };
     loading.set(fullKey, loadToken);
     const controller = new AbortController();
     const lockKey = lockKeyFor(this.prefix, fullKey);
@@ -694,7 +722,7 @@ class TierCache implements Cache {
     options: ResolvedGetOrSetOptions,
     startedAt: number,
     token: string,
-    loadToken: symbol,
+    loadToken: LoadMark,
     degraded: boolean,
   ): Promise<ReadResult<unknown>> {
     const { loading, backoff } = this.#core;
@@ -736,6 +764,9 @@ class TierCache implements Cache {
       this.#remember(fullKey, entry, encoded.length, this.#core.clock.now());
     }
     const pttl = ttl + options.grace;
+    // The write runs as a script, and Redis' NOLOOP does not cover script writes: its tracking echo must not drop
+    // the copy just stored here.
+    expectEcho(this.#core, fullKey);
     const write = this.#tryRemote('set', key, (remote) =>
       remote.setLoaded({
         key: fullKey,
@@ -745,10 +776,17 @@ class TierCache implements Cache {
         lockKey,
         token,
         channel: this.#core.loadedChannel,
+        ...(options.tags.length === 0 ? {} : { tagKeys: this.#tagKeys(options.tags) ?? [] }),
       }),
     );
-    if (degraded) this.#inBackground(write);
-    else await write;
+    const settle = write.then((outcome) => {
+      if (outcome.ok && outcome.value) return;
+      cancelEcho(this.#core, fullKey);
+      // Not written (something newer is in Redis, or the lock was lost to an invalidation): drop this copy.
+      if (outcome.ok && memory?.get(fullKey, this.#core.clock.now()) === entry) memory.delete(fullKey);
+    });
+    if (degraded) this.#inBackground(settle);
+    else await settle;
     return result;
   }
 
@@ -795,12 +833,25 @@ class TierCache implements Cache {
     if (this.#core.options.writeErrors === 'throw') throw error;
   }
 
+  #tagKeys(tags: readonly string[]): readonly string[] | undefined {
+    return tags.length === 0 ? undefined : tags.map((tag) => tagKeyFor(this.prefix, tag));
+  }
+
   async #writeRemote(key: string | undefined, writes: RemoteWrite[]): Promise<void> {
     const outcome = await this.#tryRemote('set', key, (remote) => {
-      if (writes.length !== 1) return remote.setMany(writes);
-      const [write] = writes as [RemoteWrite];
-      return remote.set(write.key, write.value, write.ttlMs);
+      const [write] = writes;
+      if (writes.length === 1 && write !== undefined && write.tagKeys === undefined) {
+        return remote.set(write.key, write.value, write.ttlMs);
+      }
+      return remote.setMany(writes);
     });
+    if (outcome.ok) {
+      for (const write of writes) this.#core.replay?.forgetKey(write.key);
+      await publishKeys(
+        this.#core,
+        writes.map((w) => w.key),
+      );
+    }
     this.#writeOutcome('set', key, outcome);
   }
 
@@ -814,7 +865,12 @@ class TierCache implements Cache {
     this.#core.counters.writes++;
     this.#supersede(fullKey);
     this.#remember(fullKey, entry, encoded.length, now);
-    await this.#writeRemote(key, [{ key: fullKey, value: encoded, ttlMs: ttl + resolved.grace }]);
+    const tagKeys = this.#tagKeys(resolved.tags);
+    await this.#writeRemote(key, [
+      tagKeys === undefined
+        ? { key: fullKey, value: encoded, ttlMs: ttl + resolved.grace }
+        : { key: fullKey, value: encoded, ttlMs: ttl + resolved.grace, tagKeys },
+    ]);
   }
 
   async mset(entries: readonly MsetEntry[]): Promise<void> {
@@ -831,17 +887,23 @@ class TierCache implements Cache {
       const resolved = resolveSetOptions(this.#core.options, item);
       const ttl = this.#ttl(resolved.ttl);
       const entry = createEntry(item.value, now, ttl, resolved.grace, resolved.tags);
-      return { fullKey, entry, encoded: this.#encodeForWrite(item.key, entry), ttlMs: ttl + resolved.grace };
+      const write: RemoteWrite = {
+        key: fullKey,
+        value: this.#encodeForWrite(item.key, entry),
+        ttlMs: ttl + resolved.grace,
+      };
+      const tagKeys = this.#tagKeys(resolved.tags);
+      return { entry, write: tagKeys === undefined ? write : { ...write, tagKeys } };
     });
     if (prepared.length === 0) return;
     this.#core.counters.writes += prepared.length;
     for (const p of prepared) {
-      this.#supersede(p.fullKey);
-      this.#remember(p.fullKey, p.entry, p.encoded.length, now);
+      this.#supersede(p.write.key);
+      this.#remember(p.write.key, p.entry, p.write.value.length, now);
     }
     await this.#writeRemote(
       undefined,
-      prepared.map((p) => ({ key: p.fullKey, value: p.encoded, ttlMs: p.ttlMs })),
+      prepared.map((p) => p.write),
     );
   }
 
@@ -869,20 +931,48 @@ class TierCache implements Cache {
     if (fullKeys.length === 0) return 0;
     // The lock keys go in the same round trip: a loader still holding one then knows it was invalidated and does not
     // write what it loaded before this delete.
-    const locks = fullKeys.map((fullKey) => lockKeyFor(this.prefix, fullKey));
     const key = keys.length === 1 ? keys[0] : undefined;
-    const outcome = await this.#tryRemote('delete', key, (remote) => remote.deleteMany(fullKeys, locks));
-    this.#writeOutcome('delete', key, outcome);
-    if (!outcome.ok) return inMemory;
+    const outcome = await this.#tryRemote('delete', key, (remote) =>
+      remote.deleteMany(
+        fullKeys,
+        fullKeys.map((fullKey) => lockKeyFor(this.prefix, fullKey)),
+      ),
+    );
+    if (!outcome.ok) {
+      for (const fullKey of fullKeys) this.#core.replay?.add({ kind: 'key', prefix: this.prefix, fullKey });
+      this.#writeOutcome('delete', key, outcome);
+      return inMemory;
+    }
+    await publishKeys(this.#core, fullKeys);
     return Math.max(outcome.value, keys.length === 1 ? inMemory : 0);
+  }
+
+  async invalidateTags(tags: readonly string[]): Promise<void> {
+    if (this.#core.closing) throw new CacheClosedError();
+    const { tags: valid } = resolveSetOptions(this.#core.options, { tags });
+    if (valid.length === 0) return;
+    dropTags(this.#core, this.prefix, valid);
+    const outcome = await this.#tryRemote('delete', undefined, (remote) =>
+      remote.invalidateTags(this.#tagKeys(valid) ?? [], (member) => lockKeyFor(this.prefix, member)),
+    );
+    if (!outcome.ok) {
+      for (const tag of valid) this.#core.replay?.add({ kind: 'tag', prefix: this.prefix, tag });
+      this.#writeOutcome('delete', undefined, outcome);
+      return;
+    }
+    await publish(this.#core, { kind: 'tags', from: this.#core.instanceId, prefix: this.prefix, tags: valid });
   }
 
   async clear(): Promise<void> {
     if (this.#core.closing) throw new CacheClosedError();
-    this.#core.memory?.deleteByPrefix(this.prefix);
-    for (const fullKey of [...this.#core.loading.keys()]) if (fullKey.startsWith(this.prefix)) this.#supersede(fullKey);
+    dropPrefix(this.#core, this.prefix);
     const outcome = await this.#tryRemote('clear', undefined, (remote) => remote.deleteByPrefix(this.prefix));
-    this.#writeOutcome('clear', undefined, outcome);
+    if (!outcome.ok) {
+      this.#core.replay?.add({ kind: 'clear', prefix: this.prefix });
+      this.#writeOutcome('clear', undefined, outcome);
+      return;
+    }
+    await publish(this.#core, { kind: 'clear', from: this.#core.instanceId, prefix: this.prefix });
   }
 
   // ── the rest ───────────────────────────────────────────────────────────────────────────────────────────────
@@ -911,6 +1001,22 @@ class TierCache implements Cache {
       },
       breaker: breaker === undefined ? null : { ...breaker.snapshot(), skipped: c.breakerSkipped },
       lock: { acquired: c.locksAcquired, waits: c.lockWaits, waitTimeouts: c.lockWaitTimeouts },
+      alerts: this.#core.alerts?.stats() ?? null,
+      bus:
+        this.#core.busChannel === undefined
+          ? null
+          : {
+              published: c.busPublished,
+              publishErrors: c.busPublishErrors,
+              received: c.busReceived,
+              dropped: c.busDropped,
+              resets: c.busResets,
+              tracking: this.#core.trackingActive,
+              trackingInvalidations: c.trackingInvalidations,
+              replayPending: this.#core.replay?.size ?? 0,
+              replayed: c.replayed,
+              replayDropped: this.#core.replay?.dropped ?? 0,
+            },
       memory: memory === undefined ? null : { entries: memory.entries, bytes: memory.bytes },
       decodeErrors: c.decodeErrors,
       uncached: c.uncached,
@@ -948,20 +1054,231 @@ class TierCache implements Cache {
 }
 
 /** Creates a cache. Throws `ConfigurationError` for invalid options; never waits for Redis. */
+// ── coherence: what a write or an invalidation anywhere does to this instance's memory ────────────────────────────
+
+/** How long an expected tracking echo of our own script write is waited for. */
+const ECHO_WINDOW_MS = 2_000;
+
+/** Our own script is about to write `fullKey`: its tracking invalidation will come back to us; skip that one. */
+function expectEcho(core: Core, fullKey: string): void {
+  if (!core.trackingActive) return;
+  const now = performance.now();
+  if (core.echoes.size > 1000) for (const [key, echo] of core.echoes) if (echo.until < now) core.echoes.delete(key);
+  const echo = core.echoes.get(fullKey);
+  core.echoes.set(fullKey, { count: (echo?.count ?? 0) + 1, until: now + ECHO_WINDOW_MS });
+}
+
+function cancelEcho(core: Core, fullKey: string): void {
+  const echo = core.echoes.get(fullKey);
+  if (echo === undefined) return;
+  if (echo.count > 1) core.echoes.set(fullKey, { count: echo.count - 1, until: echo.until });
+  else core.echoes.delete(fullKey);
+}
+
+/** True when this invalidation is the echo of our own write (consumed), false when it comes from someone else. */
+function consumeEcho(core: Core, fullKey: string): boolean {
+  const echo = core.echoes.get(fullKey);
+  if (echo === undefined) return false;
+  cancelEcho(core, fullKey);
+  return echo.until >= performance.now();
+}
+
+/** Drops memory copies of these keys, and keeps loads of them in flight out of the tiers. */
+function dropKeys(core: Core, fullKeys: readonly string[]): void {
+  for (const fullKey of fullKeys) {
+    core.memory?.delete(fullKey);
+    if (core.loading.size > 0) core.loading.delete(fullKey);
+  }
+}
+
+function dropTags(core: Core, prefix: string, tags: readonly string[]): void {
+  core.memory?.deleteWhere(prefix, (entry) => sharesTag(entry.tags, tags));
+  for (const [fullKey, mark] of [...core.loading]) {
+    if (fullKey.startsWith(prefix) && sharesTag(mark.tags, tags)) core.loading.delete(fullKey);
+  }
+}
+
+function dropPrefix(core: Core, prefix: string): void {
+  core.memory?.deleteByPrefix(prefix);
+  for (const fullKey of [...core.loading.keys()]) if (fullKey.startsWith(prefix)) core.loading.delete(fullKey);
+}
+
+/** Invalidations may have been missed (the subscriber was down or silent): nothing in memory can be trusted. */
+function flushMemory(core: Core): void {
+  core.counters.busResets++;
+  core.memory?.clear();
+  core.loading.clear();
+}
+
+/** Publishes a bus message; best-effort (pub/sub is at-most-once anyway: resets and maxTtl cover a loss). */
+async function publish(core: Core, message: BusMessage): Promise<void> {
+  const { remote, busChannel, counters } = core;
+  if (remote === undefined || busChannel === undefined || !remote.available) return;
+  try {
+    await remote.publish(busChannel, encodeBusMessage(message));
+    counters.busPublished++;
+  } catch {
+    counters.busPublishErrors++;
+  }
+}
+
+/** Tells the other instances which keys changed, unless Redis already does (tracking). */
+async function publishKeys(core: Core, fullKeys: readonly string[]): Promise<void> {
+  if (core.busChannel === undefined || core.trackingActive || fullKeys.length === 0) return;
+  for (let i = 0; i < fullKeys.length; i += MAX_KEYS_PER_MESSAGE) {
+    await publish(core, { kind: 'keys', from: core.instanceId, keys: fullKeys.slice(i, i + MAX_KEYS_PER_MESSAGE) });
+  }
+}
+
+function onBusMessage(core: Core, raw: string): void {
+  const message = decodeBusMessage(raw, core.options.maxKeyLength + core.options.prefix.length + 512);
+  if (message === undefined) {
+    core.counters.busDropped++;
+    return;
+  }
+  if (message.from === core.instanceId) return;
+  core.counters.busReceived++;
+  const root = core.options.prefix;
+  switch (message.kind) {
+    case 'keys':
+      dropKeys(
+        core,
+        message.keys.filter((key) => key.startsWith(root)),
+      );
+      break;
+    case 'tags':
+      if (message.prefix.startsWith(root)) dropTags(core, message.prefix, message.tags);
+      break;
+    case 'clear':
+      if (message.prefix.startsWith(root)) dropPrefix(core, message.prefix);
+      break;
+  }
+}
+
+/** Replays queued invalidations once Redis answers again; stops at the first failure and keeps the rest queued. */
+function scheduleReplay(core: Core): void {
+  const { replay, remote } = core;
+  if (replay === undefined || remote === undefined || core.replaying || replay.size === 0 || core.closing) return;
+  core.replaying = true;
+  const run = (async () => {
+    while (replay.size > 0 && remote.available) {
+      const batch = replay.take(500);
+      try {
+        await replayBatch(core, remote, batch);
+        core.counters.replayed += batch.length;
+      } catch {
+        for (const item of batch) replay.add(item);
+        break;
+      }
+    }
+  })().finally(() => {
+    core.replaying = false;
+    core.background.delete(run);
+  });
+  core.background.add(run);
+}
+
+async function replayBatch(core: Core, remote: RemoteTier, batch: readonly PendingInvalidation[]): Promise<void> {
+  const keys: { prefix: string; fullKey: string }[] = [];
+  for (const item of batch) {
+    if (item.kind === 'key') keys.push(item);
+    else if (item.kind === 'tag') {
+      await remote.invalidateTags([tagKeyFor(item.prefix, item.tag)], (member) => lockKeyFor(item.prefix, member));
+      await publish(core, { kind: 'tags', from: core.instanceId, prefix: item.prefix, tags: [item.tag] });
+    } else {
+      await remote.deleteByPrefix(item.prefix);
+      await publish(core, { kind: 'clear', from: core.instanceId, prefix: item.prefix });
+    }
+  }
+  if (keys.length > 0) {
+    await remote.deleteMany(
+      keys.map((k) => k.fullKey),
+      keys.map((k) => lockKeyFor(k.prefix, k.fullKey)),
+    );
+    // Published even with tracking on: instances that kept copies through the outage must hear of these now.
+    for (let i = 0; i < keys.length; i += MAX_KEYS_PER_MESSAGE) {
+      const chunk = keys.slice(i, i + MAX_KEYS_PER_MESSAGE).map((k) => k.fullKey);
+      await publish(core, { kind: 'keys', from: core.instanceId, keys: chunk });
+    }
+  }
+}
+
+/**
+ * The cache's pub/sub connection: lock wake-ups, the bus, and Redis' tracking invalidations. Tracking is switched on
+ * for the data connection once the subscriber's client id is known, and again after either connection reconnects;
+ * every reconnect flushes memory, since invalidations sent meanwhile were lost.
+ */
+function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['bus']): Subscriber {
+  const { counters, options } = core;
+  const tracking = bus !== false && bus.tracking && !remote.isCluster;
+  let subscriberId: number | undefined;
+  const enableTracking = (): void => {
+    if (!tracking || subscriberId === undefined || core.closing) return;
+    const id = subscriberId;
+    remote.enableTracking(id, options.prefix).then(
+      (enabled) => {
+        core.trackingActive = enabled && subscriberId === id;
+      },
+      () => {
+        core.trackingActive = false;
+        counters.connectionErrors++;
+      },
+    );
+  };
+  let dataReadyBefore = false;
+  remote.onReady(() => {
+    // A reconnect of the data connection lost its tracking state and maybe invalidations: flush, re-enable, replay.
+    if (dataReadyBefore) {
+      core.trackingActive = false;
+      flushMemory(core);
+    }
+    dataReadyBefore = true;
+    enableTracking();
+    scheduleReplay(core);
+  });
+  const channels = [core.loadedChannel, ...(core.busChannel === undefined ? [] : [core.busChannel])];
+  return new Subscriber(remote.client, {
+    channels,
+    tracking,
+    heartbeatMs: bus === false ? DEFAULTS.bus.heartbeatMs : bus.heartbeatMs,
+    timeoutMs: Math.max(options.redisTimeoutMs * 5, 500),
+    onMessage: (channel, message) => {
+      if (channel === core.loadedChannel) core.waiters.signal(message);
+      else if (channel === core.busChannel) onBusMessage(core, message);
+    },
+    onInvalidate: (keys) => {
+      if (keys === null) return flushMemory(core);
+      counters.trackingInvalidations += keys.length;
+      dropKeys(
+        core,
+        keys.filter((key) => key.startsWith(options.prefix) && !consumeEcho(core, key)),
+      );
+    },
+    onSubscribed: (clientId, resubscribed) => {
+      subscriberId = clientId;
+      if (resubscribed && core.busChannel !== undefined) flushMemory(core);
+      core.trackingActive = false;
+      enableTracking();
+    },
+    onSilent: () => {
+      core.trackingActive = false;
+      if (core.busChannel !== undefined) flushMemory(core);
+    },
+    onError: () => {
+      counters.connectionErrors++;
+    },
+  });
+}
+
 export function createCache(options: CacheOptions = {}): Cache {
   const resolved = validateOptions(options);
   const clock = resolved.clock ?? systemClock;
   const counters = new Counters();
   const events = new Emitter();
-  const notify = resolved.alerts?.notify;
-  // Alerts are deduplicated by the gate (issue: alerts) before they reach `notify`; until then they go straight out.
+  // Every Redis error and breaker transition goes through the gate: a cooldown per kind and key, a cap on keys.
+  const gate = resolved.alerts === undefined ? undefined : new AlertGate(resolved.alerts, clock);
   const alert = (payload: Alert): void => {
-    if (notify === undefined) return;
-    try {
-      void Promise.resolve(notify(payload)).catch(() => {});
-    } catch {
-      // A notifier that throws costs the request path nothing.
-    }
+    gate?.report(payload);
   };
   const memory =
     resolved.memory === false
@@ -975,6 +1292,8 @@ export function createCache(options: CacheOptions = {}): Cache {
           onConnectionError: (error) => {
             counters.connectionErrors++;
             events.emit('error', { operation: 'connection', key: undefined, error });
+            // Keyless, so the gate's cooldown deduplicates a reconnect loop into one alert.
+            alert({ kind: 'redis-error', message: `connection: ${error.message}`, error });
           },
         });
   const breaker =
@@ -984,37 +1303,35 @@ export function createCache(options: CacheOptions = {}): Cache {
     breaker.on('half-open', () => alert({ kind: 'breaker-half-open', message: 'Redis circuit breaker half-open' }));
     breaker.on('close', () => alert({ kind: 'breaker-close', message: 'Redis circuit breaker closed' }));
   }
-  const waiters = new LockWaiters();
-  const loadedChannel = `${resolved.prefix}__loaded`;
-  const subscriber =
-    remote instanceof RedisTier && resolved.lock !== false
-      ? new Subscriber(remote.client, {
-          channels: [loadedChannel],
-          onMessage: (channel, message) => {
-            if (channel === loadedChannel) waiters.signal(message);
-          },
-          onError: () => {
-            counters.connectionErrors++;
-          },
-        })
-      : undefined;
+  const bus = remote === undefined ? false : resolved.bus;
   const core: Core = {
     options: resolved,
     clock,
     memory,
     remote,
     breaker,
-    subscriber,
+    subscriber: undefined,
     counters,
     events,
     alert,
+    alerts: gate,
     inflight: new Map(),
     loading: new Map(),
     backoff: new Map(),
-    waiters,
-    loadedChannel,
+    waiters: new LockWaiters(),
+    loadedChannel: `${resolved.prefix}__loaded`,
     background: new Set(),
+    instanceId: randomBytes(9).toString('base64url'),
+    busChannel: bus === false ? undefined : `${resolved.prefix}__bus`,
+    replay: bus === false ? undefined : new ReplayQueue(bus.replayMax),
+    trackingActive: false,
+    echoes: new Map(),
+    replaying: false,
     closing: undefined,
   };
+  breaker?.on('close', () => scheduleReplay(core));
+  if (remote instanceof RedisTier && (bus !== false || resolved.lock !== false)) {
+    core.subscriber = connectSubscriber(core, remote, bus);
+  }
   return new TierCache(core, resolved.prefix);
 }

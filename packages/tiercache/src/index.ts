@@ -8,12 +8,32 @@ export {
   ConnectionError,
   ErrorCode,
   InvalidKeyError,
+  LoaderTimeoutError,
+  RedisReplyError,
   SerializationError,
   isCacheError,
 } from './errors.js';
 export type { CacheErrorOptions } from './errors.js';
 export { DEFAULTS } from './options.js';
-export type { CacheOptions, MemoryOptions, SetOptions, TimeoutOptions } from './options.js';
+export type {
+  BreakerOptions,
+  BusOptions,
+  CacheOptions,
+  GetOrSetOptions,
+  LockOptions,
+  MemoryOptions,
+  SetOptions,
+  TimeoutOptions,
+} from './options.js';
+export type {
+  Alert,
+  AlertKind,
+  AlertNotification,
+  AlertNotify,
+  AlertOptions,
+  AlertStats,
+} from './observability/alerts.js';
 export type { CacheEvents, Disposer, Listener } from './observability/events.js';
 export type { CacheStats, RedisState } from './observability/stats.js';
+export type { BreakerSnapshot, BreakerState, BreakerTransition } from './resilience/breaker.js';
 export type { Clock, Duration } from './types.js';

@@ -1,6 +1,7 @@
 import { parse as parseDuration } from '@lukeed/ms';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ConfigurationError, describeValue } from './errors.js';
+import type { AlertOptions } from './observability/alerts.js';
 import type { Clock, Duration } from './types.js';
 
 /** Bounds of the in-process tier (L1). Both bounds apply; an unbounded L1 is refused. */
@@ -52,6 +53,27 @@ export interface BreakerOptions {
   readonly minDistinctKeys?: number;
 }
 
+/** Cross-instance coherence of the memory tier (docs/invalidation.md). */
+export interface BusOptions {
+  /**
+   * Also drop memory copies of keys that any other Redis client writes under the prefix (Redis ≥ 6 CLIENT TRACKING
+   * in broadcast mode, standalone Redis only).
+   * @default true
+   */
+  readonly tracking?: boolean;
+  /**
+   * How often the subscriber connection is pinged; one that stops answering is reconnected and memory is flushed.
+   * @default '5s'
+   */
+  readonly heartbeatMs?: Duration;
+  /**
+   * Most invalidations kept for replay while Redis is unreachable (deduplicated per key, tag and prefix; the oldest
+   * are dropped past it, and counted).
+   * @default 10_000
+   */
+  readonly replayMax?: number;
+}
+
 /** The distributed stampede lock taken on a miss in both tiers. */
 export interface LockOptions {
   /**
@@ -64,24 +86,6 @@ export interface LockOptions {
    * @default '5s'
    */
   readonly waitMs?: Duration;
-}
-
-/** An alert: a Redis error or a breaker transition, deduplicated by the cache before `notify` sees it. */
-export interface Alert {
-  readonly kind: 'redis-error' | 'breaker-open' | 'breaker-half-open' | 'breaker-close';
-  readonly key?: string | undefined;
-  readonly message: string;
-  /** Further alerts of this kind held back by the cooldown or the distinct-key cap since the last one sent. */
-  readonly suppressed?: number;
-}
-
-export interface AlertOptions {
-  /** Called without being awaited on the request path; a throw or rejection is caught and counted. */
-  readonly notify: (alert: Alert) => void | Promise<void>;
-  /** @default '10m' */
-  readonly cooldown?: Duration;
-  /** @default 6 */
-  readonly maxDistinctKeys?: number;
 }
 
 export interface CacheOptions {
@@ -127,6 +131,13 @@ export interface CacheOptions {
   readonly writeErrors?: 'report' | 'throw';
   /** The circuit breaker around Redis; `false` turns it off. */
   readonly breaker?: BreakerOptions | false;
+  /**
+   * Keep every instance's memory tier coherent: invalidations on a Redis pub/sub bus under the prefix, foreign writes
+   * through server-assisted tracking, replay of invalidations after an outage. `false` turns it off (then bound
+   * staleness with `memory.maxTtl`).
+   * @default true (with Redis)
+   */
+  readonly bus?: BusOptions | boolean;
   /** The cross-process stampede lock; `false` turns it off (each process still runs one loader per key). */
   readonly lock?: LockOptions | false;
   /** Where Redis errors and breaker transitions are reported, with a cooldown. */
@@ -194,16 +205,17 @@ export const DEFAULTS = {
     openMs: 30_000,
     minDistinctKeys: 2,
   },
+  bus: {
+    tracking: true,
+    /** ms */
+    heartbeatMs: 5_000,
+    replayMax: 10_000,
+  },
   lock: {
     /** ms */
     ttlMs: 10_000,
     /** ms */
     waitMs: 5_000,
-  },
-  alerts: {
-    /** ms */
-    cooldown: 10 * 60_000,
-    maxDistinctKeys: 6,
   },
   /** fraction of the TTL */
   jitter: 0,
@@ -233,9 +245,8 @@ export interface ResolvedOptions {
       }
     | false;
   readonly lock: { readonly ttlMs: number; readonly waitMs: number } | false;
-  readonly alerts:
-    | { readonly notify: AlertOptions['notify']; readonly cooldown: number; readonly maxDistinctKeys: number }
-    | undefined;
+  readonly bus: { readonly tracking: boolean; readonly heartbeatMs: number; readonly replayMax: number } | false;
+  readonly alerts: AlertOptions | undefined;
   readonly jitter: number;
   readonly clock: Clock | undefined;
 }
@@ -294,6 +305,7 @@ const TOP_LEVEL = [
   'maxKeyLength',
   'writeErrors',
   'breaker',
+  'bus',
   'lock',
   'alerts',
   'jitter',
@@ -324,6 +336,22 @@ function resolveBreaker(input: unknown): ResolvedOptions['breaker'] {
   };
 }
 
+function resolveBus(input: unknown): ResolvedOptions['bus'] {
+  if (input === false) return false;
+  const d = DEFAULTS.bus;
+  if (input === undefined || input === true) return { ...d };
+  const b = plainObject('bus', input);
+  rejectUnknown('bus', b, ['tracking', 'heartbeatMs', 'replayMax']);
+  if (b['tracking'] !== undefined && typeof b['tracking'] !== 'boolean') {
+    throw new ConfigurationError(`Expected \`bus.tracking\` to be a boolean, got ${describeValue(b['tracking'])}`);
+  }
+  return {
+    tracking: (b['tracking'] as boolean | undefined) ?? d.tracking,
+    heartbeatMs: b['heartbeatMs'] === undefined ? d.heartbeatMs : toMs('bus.heartbeatMs', b['heartbeatMs']),
+    replayMax: b['replayMax'] === undefined ? d.replayMax : positiveInteger('bus.replayMax', b['replayMax']),
+  };
+}
+
 function resolveLock(input: unknown): ResolvedOptions['lock'] {
   if (input === false) return false;
   const d = DEFAULTS.lock;
@@ -336,21 +364,12 @@ function resolveLock(input: unknown): ResolvedOptions['lock'] {
   };
 }
 
-function resolveAlerts(input: unknown): ResolvedOptions['alerts'] {
+/** Only the shape here; the alert gate validates its own options when the cache builds it. */
+function resolveAlerts(input: unknown): AlertOptions | undefined {
   if (input === undefined) return undefined;
   const a = plainObject('alerts', input);
   rejectUnknown('alerts', a, ['notify', 'cooldown', 'maxDistinctKeys']);
-  if (typeof a['notify'] !== 'function') {
-    throw new ConfigurationError(`Expected \`alerts.notify\` to be a function, got ${describeValue(a['notify'])}`);
-  }
-  return {
-    notify: a['notify'] as AlertOptions['notify'],
-    cooldown: a['cooldown'] === undefined ? DEFAULTS.alerts.cooldown : toMs('alerts.cooldown', a['cooldown']),
-    maxDistinctKeys:
-      a['maxDistinctKeys'] === undefined
-        ? DEFAULTS.alerts.maxDistinctKeys
-        : positiveInteger('alerts.maxDistinctKeys', a['maxDistinctKeys']),
-  };
+  return a as unknown as AlertOptions;
 }
 
 /** Validates `createCache` options and fills in DEFAULTS. Throws `ConfigurationError` with the first problem. */
@@ -435,6 +454,7 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
         : positiveInteger('maxKeyLength', options['maxKeyLength']),
     writeErrors,
     breaker: resolveBreaker(options['breaker']),
+    bus: resolveBus(options['bus']),
     lock: resolveLock(options['lock']),
     alerts: resolveAlerts(options['alerts']),
     jitter: options['jitter'] === undefined ? DEFAULTS.jitter : fraction('jitter', options['jitter']),

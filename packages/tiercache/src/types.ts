@@ -22,6 +22,8 @@ export interface MemoryTier<V> {
   delete(key: string): boolean;
   /** Drops every key that starts with `prefix`. */
   deleteByPrefix(prefix: string): number;
+  /** Drops every key that starts with `prefix` and whose value matches. */
+  deleteWhere(prefix: string, matches: (value: V) => boolean): number;
   clear(): void;
   readonly entries: number;
   readonly bytes: number;
@@ -32,6 +34,8 @@ export interface RemoteWrite {
   readonly key: string;
   readonly value: string;
   readonly ttlMs: number;
+  /** Tag sets to index the key in (full Redis keys of the tag sets), written in the same round trip. */
+  readonly tagKeys?: readonly string[];
 }
 
 /**
@@ -65,6 +69,12 @@ export interface RemoteTier {
    * after `createdAt`. On a write, releases the lock and publishes `key` on `channel` so waiters wake.
    */
   setLoaded(write: LoadedWrite): Promise<boolean>;
+  /**
+   * Deletes every live member of the tag sets (and each member's lock, `lockKeyOf(member)`), and the tag sets
+   * themselves. Returns how many members existed.
+   */
+  invalidateTags(tagKeys: readonly string[], lockKeyOf: (key: string) => string): Promise<number>;
+  publish(channel: string, message: string): Promise<void>;
   close(): Promise<void>;
 }
 

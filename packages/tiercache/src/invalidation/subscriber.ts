@@ -1,41 +1,105 @@
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
 
+/** The channel Redis sends tracked keys' invalidations to (RESP2 redirect mode). */
+export const INVALIDATE_CHANNEL = '__redis__:invalidate';
+
 export interface SubscriberOptions {
   readonly channels: readonly string[];
+  /** Also listen on `__redis__:invalidate` for server-assisted invalidations (CLIENT TRACKING … REDIRECT). */
+  readonly tracking: boolean;
   readonly onMessage: (channel: string, message: string) => void;
-  /** Called after every (re)subscription: messages may have been lost while the connection was down. */
-  readonly onSubscribed?: () => void;
+  /** Keys Redis says were modified; `null` when Redis flushed everything (FLUSHALL/FLUSHDB). */
+  readonly onInvalidate: (keys: readonly string[] | null) => void;
+  /**
+   * Called after every (re)subscription with this connection's client id. After the first, messages may have been
+   * lost while the connection was down: the cache flushes its memory tier then.
+   */
+  readonly onSubscribed: (clientId: number | undefined, resubscribed: boolean) => void;
+  /** The heartbeat went unanswered: messages may be lost right now. */
+  readonly onSilent: () => void;
   readonly onError: (error: unknown) => void;
+  /** How often to PING the connection; a silent subscriber is found within about twice this. */
+  readonly heartbeatMs: number;
+  /** How long a PING may take. */
+  readonly timeoutMs: number;
 }
 
 /**
  * One pub/sub connection per cache, a duplicate of the data connection (a connection in subscriber mode can run
- * nothing else). ioredis resubscribes by itself after a reconnect; `onSubscribed` lets the cache react to that.
+ * nothing else). RESP2 on purpose: ioredis delivers tracking invalidations to RESP2 subscribers as messages, and drops
+ * the RESP3 `invalidate` push. It resubscribes itself on every `ready`, and a heartbeat finds a connection that looks
+ * open but delivers nothing.
  */
 export class Subscriber {
   readonly #connection: Redis | Cluster;
   readonly #options: SubscriberOptions;
+  readonly #heartbeat: NodeJS.Timeout;
+  #subscriptions = 0;
+  #pinging = false;
   #closed = false;
 
   constructor(client: Redis | Cluster, options: SubscriberOptions) {
     this.#options = options;
-    // The offline queue holds only SUBSCRIBE here, sent once connected; the data connection keeps it off.
-    // Subscriptions are made on every 'ready' by us, so ioredis' own resubscribe is off (no double SUBSCRIBE).
-    const overrides = { enableOfflineQueue: true, autoResubscribe: false, lazyConnect: false };
+    // The offline queue holds only our own few commands here, sent once connected; the data connection keeps it off.
+    const overrides = { enableOfflineQueue: true, autoResubscribe: false, lazyConnect: false, protocol: 2 as const };
     this.#connection =
       client instanceof Cluster ? client.duplicate([], { redisOptions: overrides }) : client.duplicate(overrides);
     this.#connection.on('error', options.onError);
-    this.#connection.on('message', (channel: string, message: string) => options.onMessage(channel, message));
-    this.#connection.on('ready', () => this.#subscribe());
+    this.#connection.on('messageBuffer', (channel: Buffer, message: unknown) => this.#deliver(channel, message));
+    this.#connection.on('ready', () => void this.#subscribe());
+    this.#heartbeat = setInterval(() => void this.#ping(), options.heartbeatMs);
+    this.#heartbeat.unref();
   }
 
-  #subscribe(): void {
+  #deliver(channelBuffer: Buffer, message: unknown): void {
+    const channel = channelBuffer.toString();
+    if (channel === INVALIDATE_CHANNEL) {
+      if (message === null) this.#options.onInvalidate(null);
+      else if (Array.isArray(message)) this.#options.onInvalidate(message.map((key: Buffer) => key.toString()));
+      else if (Buffer.isBuffer(message)) this.#options.onInvalidate([message.toString()]);
+      return;
+    }
+    if (Buffer.isBuffer(message)) this.#options.onMessage(channel, message.toString());
+  }
+
+  async #subscribe(): Promise<void> {
     if (this.#closed) return;
-    this.#connection.subscribe(...this.#options.channels).then(
-      () => this.#options.onSubscribed?.(),
-      (error: unknown) => this.#options.onError(error),
-    );
+    try {
+      const connection = this.#connection;
+      const id =
+        this.#options.tracking && !(connection instanceof Cluster) ? Number(await connection.client('ID')) : undefined;
+      const channels = this.#options.tracking
+        ? [...this.#options.channels, INVALIDATE_CHANNEL]
+        : this.#options.channels;
+      await connection.subscribe(...channels);
+      this.#subscriptions++;
+      this.#options.onSubscribed(id, this.#subscriptions > 1);
+    } catch (error) {
+      this.#options.onError(error);
+    }
+  }
+
+  async #ping(): Promise<void> {
+    if (this.#closed || this.#pinging || this.#subscriptions === 0 || this.#connection.status !== 'ready') return;
+    this.#pinging = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.#connection.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('heartbeat timed out')), this.#options.timeoutMs);
+        }),
+      ]);
+    } catch {
+      if (this.#closed) return;
+      this.#options.onSilent();
+      // Drop the socket: ioredis reconnects, and the new subscription is announced as a resubscribe.
+      this.#connection.disconnect(true);
+    } finally {
+      clearTimeout(timer);
+      this.#pinging = false;
+    }
   }
 
   get connection(): Redis | Cluster {
@@ -45,7 +109,8 @@ export class Subscriber {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#connection.removeAllListeners('message');
+    clearInterval(this.#heartbeat);
+    this.#connection.removeAllListeners('messageBuffer');
     this.#connection.removeAllListeners('ready');
     if (this.#connection.status !== 'ready') {
       this.#connection.disconnect();

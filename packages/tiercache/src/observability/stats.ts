@@ -1,4 +1,5 @@
 import type { BreakerSnapshot } from '../resilience/breaker.js';
+import type { AlertStats } from './alerts.js';
 
 /** Counters the cache keeps. Plain numbers, bumped inline: nothing here allocates on the hot path. */
 export class Counters {
@@ -22,6 +23,13 @@ export class Counters {
   locksAcquired = 0;
   lockWaits = 0;
   lockWaitTimeouts = 0;
+  busPublished = 0;
+  busPublishErrors = 0;
+  busReceived = 0;
+  busDropped = 0;
+  busResets = 0;
+  trackingInvalidations = 0;
+  replayed = 0;
 }
 
 export type RedisState = 'ready' | 'unavailable' | 'off';
@@ -48,6 +56,26 @@ export interface CacheStats {
   readonly breaker: (BreakerSnapshot & { readonly skipped: number }) | null;
   /** The distributed stampede lock: taken, waited for another process, waits that ran out (then loaded anyway). */
   readonly lock: { readonly acquired: number; readonly waits: number; readonly waitTimeouts: number };
+  /** The alert gate (null without `alerts`): notifications sent, held back, failed. */
+  readonly alerts: AlertStats | null;
+  /** Cross-instance coherence (null when the bus is off). */
+  readonly bus: {
+    readonly published: number;
+    readonly publishErrors: number;
+    /** Messages from other instances applied. */
+    readonly received: number;
+    /** Messages dropped as invalid (garbage, oversize, wrong shape). */
+    readonly dropped: number;
+    /** Memory flushes because invalidations may have been missed (reconnect, silent subscriber). */
+    readonly resets: number;
+    /** Whether Redis is tracking foreign writes for this instance now. */
+    readonly tracking: boolean;
+    readonly trackingInvalidations: number;
+    /** Invalidations waiting for Redis to come back, replayed, and dropped because the queue was full. */
+    readonly replayPending: number;
+    readonly replayed: number;
+    readonly replayDropped: number;
+  } | null;
   readonly memory: { readonly entries: number; readonly bytes: number } | null;
   /** Stored entries that could not be decoded (unknown version, corrupt, oversize): read as misses. */
   readonly decodeErrors: number;

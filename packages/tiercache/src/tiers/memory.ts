@@ -45,6 +45,14 @@ export class LruMemoryTier<V> implements MemoryTier<V> {
     return count;
   }
 
+  deleteWhere(prefix: string, matches: (value: V) => boolean): number {
+    let count = 0;
+    for (const [key, slot] of [...this.#lru.entries()]) {
+      if (key.startsWith(prefix) && matches(slot.value) && this.#lru.delete(key)) count++;
+    }
+    return count;
+  }
+
   clear(): void {
     this.#lru.clear();
   }

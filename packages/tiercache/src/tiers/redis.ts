@@ -1,6 +1,6 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
-import type { RedisOptions } from 'ioredis';
+import type { ChainableCommander, RedisOptions } from 'ioredis';
 import { CacheError, CacheTimeoutError, ConnectionError, RedisReplyError } from '../errors.js';
 import type { LoadedWrite, RemoteTier, RemoteWrite } from '../types.js';
 
@@ -34,6 +34,24 @@ if ARGV[4] ~= '' then redis.call('DEL', KEYS[2]) end
 if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1`;
 
+/**
+ * KEYS: tag set. ARGV: member, its expiry (ms since epoch), now. The tag set is a sorted set scored by each member's
+ * expiry: members that expired are pruned on every add, and the set itself expires with its last member, so tag
+ * bookkeeping never outlives what it indexes.
+ */
+const TAG_ADD = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+return 1`;
+
+/** KEYS: tag set. ARGV: now. Returns the live members and deletes the set, atomically. */
+const TAG_POP = `
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+redis.call('DEL', KEYS[1])
+return members`;
+
 /** KEYS: lock. ARGV: token. */
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
@@ -52,7 +70,20 @@ interface ScriptCommands {
     message: string,
   ): Promise<number>;
   tiercacheRelease(lock: string, token: string): Promise<number>;
+  tiercacheTagPop(tag: string, now: number): Promise<string[]>;
   tiercacheExtend(lock: string, token: string, pttl: number): Promise<number>;
+}
+
+interface PipelineOp {
+  /** The key whose hash slot the command belongs to. */
+  readonly slotKey: string;
+  readonly add: (pipeline: ChainableCommander) => unknown;
+}
+
+interface TagPipeline {
+  tiercacheSetLoaded(...args: readonly [string, string, string, number, number, string, string, string]): unknown;
+  tiercacheTagAdd(tag: string, member: string, expiresAt: number, now: number): unknown;
+  tiercacheTagPop(tag: string, now: number): unknown;
 }
 
 const SCAN_COUNT = 1000;
@@ -163,6 +194,8 @@ export class RedisTier implements RemoteTier {
     this.#client.defineCommand('tiercacheSetLoaded', { numberOfKeys: 2, lua: SET_LOADED });
     this.#client.defineCommand('tiercacheRelease', { numberOfKeys: 1, lua: RELEASE_LOCK });
     this.#client.defineCommand('tiercacheExtend', { numberOfKeys: 1, lua: EXTEND_LOCK });
+    this.#client.defineCommand('tiercacheTagAdd', { numberOfKeys: 1, lua: TAG_ADD });
+    this.#client.defineCommand('tiercacheTagPop', { numberOfKeys: 1, lua: TAG_POP });
   }
 
   get #scripts(): ScriptCommands {
@@ -172,6 +205,10 @@ export class RedisTier implements RemoteTier {
   /** The underlying client, for the parts of tiercache that need more than storage (lock, bus). */
   get client(): Client {
     return this.#client;
+  }
+
+  get isCluster(): boolean {
+    return this.#client instanceof Cluster;
   }
 
   get available(): boolean {
@@ -235,23 +272,51 @@ export class RedisTier implements RemoteTier {
 
   async setMany(writes: readonly RemoteWrite[]): Promise<void> {
     if (writes.length === 0) return;
-    const groups =
-      this.#client instanceof Cluster
-        ? [...groupBySlot(writes, (w) => w.key).values()].map((indexes) => indexes.map((i) => writes[i] as RemoteWrite))
-        : [writes];
+    const now = Date.now();
+    const ops: PipelineOp[] = [];
+    for (const write of writes) {
+      ops.push({ slotKey: write.key, add: (p) => p.set(write.key, write.value, 'PX', write.ttlMs) });
+      ops.push(...this.#tagOps(write, now));
+    }
     try {
-      await Promise.all(
-        groups.map(async (group) => {
-          const pipeline = this.#client.pipeline();
-          for (const write of group) pipeline.set(write.key, write.value, 'PX', write.ttlMs);
-          const results = await this.#bound(pipeline.exec());
-          const failed = results?.find(([error]) => error !== null);
-          if (failed) throw failed[0];
-        }),
-      );
+      await this.#pipeline(ops);
     } catch (error) {
       throw toCacheError(error);
     }
+  }
+
+  /** The tag-index updates of one write: one script call per tag, each on its own tag set. */
+  #tagOps(write: RemoteWrite, now: number): PipelineOp[] {
+    const tagKeys = write.tagKeys;
+    if (tagKeys === undefined || tagKeys.length === 0) return [];
+    const expiresAt = now + write.ttlMs;
+    return tagKeys.map((tagKey) => ({
+      slotKey: tagKey,
+      add: (p) => (p as unknown as TagPipeline).tiercacheTagAdd(tagKey, write.key, expiresAt, now),
+    }));
+  }
+
+  /**
+   * Runs commands in one pipeline (one round trip), or on a cluster one pipeline per hash slot, in parallel. Returns
+   * the replies in the order of `ops`; the first error is thrown.
+   */
+  async #pipeline(ops: readonly PipelineOp[]): Promise<unknown[]> {
+    const groups =
+      this.#client instanceof Cluster ? [...groupBySlot(ops, (op) => op.slotKey).values()] : [ops.map((_, i) => i)];
+    const out = new Array<unknown>(ops.length);
+    await Promise.all(
+      groups.map(async (indexes) => {
+        const pipeline = this.#client.pipeline();
+        for (const i of indexes) (ops[i] as PipelineOp).add(pipeline);
+        const results = (await this.#bound(pipeline.exec())) ?? [];
+        indexes.forEach((index, j) => {
+          const [error, reply] = results[j] ?? [new Error('missing pipeline reply'), undefined];
+          if (error) throw error;
+          out[index] = reply;
+        });
+      }),
+    );
+    return out;
   }
 
   async deleteMany(keys: readonly string[], alsoUnlink: readonly string[] = []): Promise<number> {
@@ -341,23 +406,89 @@ export class RedisTier implements RemoteTier {
   }
 
   async setLoaded(write: LoadedWrite): Promise<boolean> {
+    const args = [
+      write.key,
+      write.lockKey,
+      write.value,
+      write.ttlMs,
+      write.createdAt,
+      write.token,
+      write.channel,
+      write.key,
+    ] as const;
     try {
-      const written = await this.#bound(
-        this.#scripts.tiercacheSetLoaded(
-          write.key,
-          write.lockKey,
-          write.value,
-          write.ttlMs,
-          write.createdAt,
-          write.token,
-          write.channel,
-          write.key,
-        ),
-      );
-      return written === 1;
+      if (write.tagKeys === undefined || write.tagKeys.length === 0) {
+        return (await this.#bound(this.#scripts.tiercacheSetLoaded(...args))) === 1;
+      }
+      // A skipped write still indexes its tags: an extra member only means an extra (harmless) delete later.
+      const replies = await this.#pipeline([
+        { slotKey: write.key, add: (p) => (p as unknown as TagPipeline).tiercacheSetLoaded(...args) },
+        ...this.#tagOps(write, Date.now()),
+      ]);
+      return replies[0] === 1;
     } catch (error) {
       throw toCacheError(error);
     }
+  }
+
+  async invalidateTags(tagKeys: readonly string[], lockKeyOf: (key: string) => string): Promise<number> {
+    if (tagKeys.length === 0) return 0;
+    const now = Date.now();
+    try {
+      const replies = await this.#pipeline(
+        tagKeys.map((tagKey) => ({
+          slotKey: tagKey,
+          add: (p) => (p as unknown as TagPipeline).tiercacheTagPop(tagKey, now),
+        })),
+      );
+      const members = [...new Set(replies.flatMap((reply) => (Array.isArray(reply) ? (reply as string[]) : [])))];
+      if (members.length === 0) return 0;
+      return await this.deleteMany(members, members.map(lockKeyOf));
+    } catch (error) {
+      throw toCacheError(error);
+    }
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    try {
+      await this.#bound(this.#client.publish(channel, message));
+    } catch (error) {
+      throw toCacheError(error);
+    }
+  }
+
+  /**
+   * Server-assisted invalidation (Redis ≥ 6): every write under `prefix` by any other connection sends its key to the
+   * connection `redirectId`, which listens on `__redis__:invalidate`. NOLOOP: this connection's own writes do not
+   * come back. Standalone only; a cluster relies on the bus.
+   */
+  async enableTracking(redirectId: number, prefix: string): Promise<boolean> {
+    if (this.#client instanceof Cluster) return false;
+    try {
+      const client = this.#client;
+      await this.#bound(
+        client.call(
+          'CLIENT',
+          'TRACKING',
+          'on',
+          'REDIRECT',
+          String(redirectId),
+          'BCAST',
+          'PREFIX',
+          this.#keyPrefix + prefix,
+          'NOLOOP',
+        ),
+      );
+      return true;
+    } catch (error) {
+      throw toCacheError(error);
+    }
+  }
+
+  /** Calls `listener` every time the data connection becomes ready (first connect and every reconnect). */
+  onReady(listener: () => void): () => void {
+    this.#client.on('ready', listener);
+    return () => this.#client.off('ready', listener);
   }
 
   async close(): Promise<void> {

@@ -87,7 +87,7 @@ describe('values over a real Redis', () => {
   it('rich values round-trip through mset and mget on an instance without memory', async () => {
     const prefix = uniquePrefix('rich-many');
     const writer = await open(prefix, { memory: false });
-    await writer.mset<unknown>([
+    await writer.mset([
       { key: 'a', value: richValue() },
       { key: 'b', value: new Map([['x', new Set([1n])]]) },
     ]);
@@ -283,7 +283,7 @@ describe('bad stored entries', () => {
     );
     await expect(cache.set('fn', { f: () => 1 })).rejects.toBeInstanceOf(SerializationError);
     await expect(
-      cache.mset<unknown>([
+      cache.mset([
         { key: 'good', value: 1 },
         { key: 'bad', value: Symbol('s') },
       ]),

@@ -68,7 +68,7 @@ describe('get, set and has', () => {
   it('caches falsy values and undefined as hits', async () => {
     const { cache } = setup();
     // mset infers one value type from the first entry; mixed batches need an explicit <unknown>.
-    await cache.mset<unknown>([
+    await cache.mset([
       { key: 'zero', value: 0 },
       { key: 'empty', value: '' },
       { key: 'false', value: false },
@@ -268,7 +268,7 @@ describe('delete, deleteMany, mget and mset', () => {
 
   it('reads many keys in order with undefined for each miss', async () => {
     const { cache } = setup();
-    await cache.mset<unknown>([
+    await cache.mset([
       { key: 'a', value: 'A' },
       { key: 'c', value: new Set(['C']) },
     ]);
@@ -283,7 +283,7 @@ describe('delete, deleteMany, mget and mset', () => {
     const circular: Record<string, unknown> = {};
     circular['self'] = circular;
     await expect(
-      cache.mset<unknown>([
+      cache.mset([
         { key: 'good', value: 1 },
         { key: 'bad', value: circular },
       ]),
