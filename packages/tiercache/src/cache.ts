@@ -1270,6 +1270,18 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
   });
 }
 
+/** A tier object passed as `redis` (tiercache/testing's in-memory and chaos tiers), told apart from ioredis options. */
+function isRemoteTier(value: unknown): value is RemoteTier {
+  const tier = value as Partial<RemoteTier> | null;
+  return (
+    typeof tier === 'object' &&
+    tier !== null &&
+    typeof tier.setLoaded === 'function' &&
+    typeof tier.acquireLock === 'function' &&
+    typeof tier.available === 'boolean'
+  );
+}
+
 export function createCache(options: CacheOptions = {}): Cache {
   const resolved = validateOptions(options);
   const clock = resolved.clock ?? systemClock;
@@ -1287,15 +1299,17 @@ export function createCache(options: CacheOptions = {}): Cache {
   const remote =
     resolved.redis === undefined
       ? undefined
-      : new RedisTier(resolved.redis, {
-          timeoutMs: resolved.redisTimeoutMs,
-          onConnectionError: (error) => {
-            counters.connectionErrors++;
-            events.emit('error', { operation: 'connection', key: undefined, error });
-            // Keyless, so the gate's cooldown deduplicates a reconnect loop into one alert.
-            alert({ kind: 'redis-error', message: `connection: ${error.message}`, error });
-          },
-        });
+      : isRemoteTier(resolved.redis)
+        ? resolved.redis
+        : new RedisTier(resolved.redis, {
+            timeoutMs: resolved.redisTimeoutMs,
+            onConnectionError: (error) => {
+              counters.connectionErrors++;
+              events.emit('error', { operation: 'connection', key: undefined, error });
+              // Keyless, so the gate's cooldown deduplicates a reconnect loop into one alert.
+              alert({ kind: 'redis-error', message: `connection: ${error.message}`, error });
+            },
+          });
   const breaker =
     remote === undefined || resolved.breaker === false ? undefined : new CircuitBreaker(resolved.breaker, clock);
   if (breaker !== undefined) {

@@ -2,7 +2,7 @@ import { parse as parseDuration } from '@lukeed/ms';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ConfigurationError, describeValue } from './errors.js';
 import type { AlertOptions } from './observability/alerts.js';
-import type { Clock, Duration } from './types.js';
+import type { Clock, Duration, RemoteTier } from './types.js';
 
 /** Bounds of the in-process tier (L1). Both bounds apply; an unbounded L1 is refused. */
 export interface MemoryOptions {
@@ -97,9 +97,10 @@ export interface CacheOptions {
   readonly prefix?: string;
   /**
    * Redis: a URL (`redis://127.0.0.1:6379`), ioredis options, or an existing ioredis `Redis`/`Cluster` (which the
-   * cache then does not close). Omitted: memory only.
+   * cache then does not close). Omitted: memory only. Tests may pass a `RemoteTier` instead, such as
+   * `InMemoryRemoteTier` or `ChaosRemoteTier` from `tiercache/testing`.
    */
-  readonly redis?: string | RedisOptions | Redis | Cluster;
+  readonly redis?: string | RedisOptions | Redis | Cluster | RemoteTier;
   /** The in-process tier; `false` turns it off. */
   readonly memory?: MemoryOptions | false;
   /**
