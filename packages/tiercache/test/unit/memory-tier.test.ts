@@ -159,3 +159,30 @@ describe('LruMemoryTier deletion', () => {
     expect(memory.get('a', T0)).toBeUndefined();
   });
 });
+
+describe('LruMemoryTier.deleteWhere', () => {
+  it('removes only keys under the prefix whose value matches, and counts them', () => {
+    const memory = tier();
+    const entries: [string, string][] = [
+      ['app:user:1', 'tag:a'],
+      ['app:user:2', 'tag:b'],
+      ['app:user:3', 'tag:a'],
+      ['app:users:1', 'tag:a'],
+      ['other:1', 'tag:a'],
+    ];
+    for (const [key, value] of entries) memory.set(key, value, 1, FOREVER);
+    expect(memory.deleteWhere('app:user:', (value) => value === 'tag:a')).toBe(2);
+    const left = entries.map(([key]) => key).filter((key) => memory.get(key, T0) !== undefined);
+    expect(left).toStrictEqual(['app:user:2', 'app:users:1', 'other:1']);
+    expect(memory.entries).toBe(3);
+    expect(memory.bytes).toBe(3);
+  });
+
+  it('removes nothing when nothing matches', () => {
+    const memory = tier();
+    memory.set('p:1', 'x', 1, FOREVER);
+    expect(memory.deleteWhere('p:', () => false)).toBe(0);
+    expect(memory.deleteWhere('q:', () => true)).toBe(0);
+    expect(memory.get('p:1', T0)).toBe('x');
+  });
+});
