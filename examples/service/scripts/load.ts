@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 
 const { values: args } = parseArgs({
   options: {
@@ -113,7 +114,8 @@ async function measure(service: Service): Promise<Result> {
   const body = (await probe.json()) as { meta?: { source?: string } };
   const child = spawn(
     process.execPath,
-    [autocannonCli, '--json', '-c', String(connections), '-d', String(duration), service.url + path],
+    // A long timeout: the uncached run queues requests for seconds, and those are slow answers, not failures.
+    [autocannonCli, '--json', '-t', '30', '-c', String(connections), '-d', String(duration), service.url + path],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -146,14 +148,18 @@ const line = (name: string, r: Result): string =>
   `${name.padEnd(28)} ${fmt.format(r.rps).padStart(8)} req/s   p50 ${r.p50} ms   p99 ${r.p99} ms   ` +
   `(${fmt.format(r.requests)} requests, ${r.non2xx + r.errors} failed; source ${r.source}, x-db-queries ${r.dbQueries})`;
 
-const ownData = process.env['DATABASE_URL'] === undefined || process.env['DATABASE_URL'] === '';
-const dataDir = ownData ? await mkdtemp(join(tmpdir(), 'tiercache-load-')) : undefined;
+const databaseUrl = process.env['DATABASE_URL'] || undefined;
+// PGlite in a temp dir, or a schema of this run's own on the given server: the run leaves no tables behind.
+const dataDir = databaseUrl === undefined ? await mkdtemp(join(tmpdir(), 'tiercache-load-')) : undefined;
+const schema =
+  databaseUrl !== undefined && !process.env['DATABASE_SCHEMA'] ? `tiercache_load_${process.pid}` : undefined;
 const common: Record<string, string> = {
   CACHE_PREFIX: `tiercache-load-${process.pid}:`,
   ...(dataDir === undefined ? {} : { PGLITE_DIR: dataDir }),
+  ...(schema === undefined ? {} : { DATABASE_SCHEMA: schema }),
 };
 console.log(
-  `GET ${path}: ${duration} s, ${connections} connections, 127.0.0.1; database: ${ownData ? 'PGlite (temp dir)' : 'DATABASE_URL'}`,
+  `GET ${path}: ${duration} s, ${connections} connections, 127.0.0.1; database: ${databaseUrl === undefined ? 'PGlite (temp dir)' : `PostgreSQL (DATABASE_URL${schema === undefined ? '' : `, schema ${schema}`})`}`,
 );
 try {
   const results: Result[] = [];
@@ -176,4 +182,10 @@ try {
   }
 } finally {
   if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+  if (schema !== undefined) {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
+  }
 }
