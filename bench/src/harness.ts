@@ -10,10 +10,14 @@ export interface RedisAddress {
 /** What every workload is handed. Durations are in ms. */
 export interface BenchConfig {
   readonly mode: Mode;
-  /** Repetitions of each throughput measurement; the median is reported. */
-  readonly repetitions: number;
+  /** Throughput: slices measured per system, interleaved round-robin; the median slice is reported. */
+  readonly slices: number;
+  /** Throughput: length of one slice. */
+  readonly sliceMs: number;
+  /** Throughput: warm-up of each system before the first slice. */
   readonly warmupMs: number;
-  readonly measureMs: number;
+  /** Repetitions of the non-throughput workloads (stampedes); medians are reported. */
+  readonly rounds: number;
   readonly redis: RedisAddress;
   /** A loopback port nobody listens on, for "Redis absent". */
   readonly deadPort: number;
@@ -45,7 +49,7 @@ export interface Row {
   readonly values: Record<string, Cell>;
   /** The headline figure over the reference's (higher is better for rates, lower for times). Null when n/a. */
   readonly ratio: number | null;
-  /** The headline figure of each repetition, in run order. */
+  /** The headline figure of each repetition (slice or round), in run order. */
   readonly reps?: readonly number[];
   readonly note?: string;
 }
@@ -161,24 +165,6 @@ export function renderTable(result: WorkloadResult): string {
 
 // ── measurement ───────────────────────────────────────────────────────────────────────────────────────────────
 
-const gc = (globalThis as { gc?: () => void }).gc;
-
-/** Collects garbage between measurements when node runs with --expose-gc, so one system's garbage is not billed to the next. */
-export function collectGarbage(): void {
-  gc?.();
-}
-
-export interface Sample {
-  readonly ops: number;
-  readonly elapsedMs: number;
-  /** Latency samples in ms: one per operation, or one per batch mean when `batch` is set. */
-  readonly latencies: Float64Array;
-  readonly latencyCount: number;
-  /** Operations whose result failed the workload's check (a miss, a wrong value, an error). */
-  readonly failures: number;
-  readonly firstError: string | undefined;
-}
-
 export interface Operation {
   /** 'sync' returns the value; 'async' returns a promise of it. `i` picks the key. */
   readonly kind: 'sync' | 'async';
@@ -227,12 +213,32 @@ export interface MeasureOptions {
   readonly check: (value: unknown) => boolean;
 }
 
-const MAX_SAMPLES = 1 << 21;
+/** Latency samples in ms, appended across calls of `measure` until full (then further samples are dropped). */
+export class Recorder {
+  readonly samples: Float64Array;
+  count = 0;
 
-export async function measure(op: Operation, options: MeasureOptions): Promise<Sample> {
+  constructor(capacity = 1 << 18) {
+    this.samples = new Float64Array(capacity);
+  }
+
+  percentile(p: number): number {
+    return percentile(this.samples, this.count, p);
+  }
+}
+
+export interface Sample {
+  readonly ops: number;
+  readonly elapsedMs: number;
+  /** Operations whose result failed the workload's check (a miss, a wrong value, an error). */
+  readonly failures: number;
+  readonly firstError: string | undefined;
+}
+
+export async function measure(op: Operation, options: MeasureOptions, recorder: Recorder): Promise<Sample> {
   const { durationMs, concurrency, batch, check } = options;
-  const latencies = new Float64Array(MAX_SAMPLES);
-  let count = 0;
+  const latencies = recorder.samples;
+  const capacity = latencies.length;
   let ops = 0;
   let failures = 0;
   let firstError: string | undefined;
@@ -268,10 +274,10 @@ export async function measure(op: Operation, options: MeasureOptions): Promise<S
         }
       }
       now = performance.now();
-      if (count < MAX_SAMPLES) latencies[count++] = (now - t0) / batch;
+      if (recorder.count < capacity) latencies[recorder.count++] = (now - t0) / batch;
       ops += batch;
     }
-    return { ops, elapsedMs: now - start, latencies, latencyCount: count, failures, firstError };
+    return { ops, elapsedMs: now - start, failures, firstError };
   }
   if (op.kind === 'sync') throw new Error('a sync operation is measured in batches with one caller');
   let next = 0;
@@ -284,12 +290,12 @@ export async function measure(op: Operation, options: MeasureOptions): Promise<S
         fail(error);
       }
       const t1 = performance.now();
-      if (count < MAX_SAMPLES) latencies[count++] = t1 - t0;
+      if (recorder.count < capacity) latencies[recorder.count++] = t1 - t0;
       ops++;
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return { ops, elapsedMs: performance.now() - start, latencies, latencyCount: count, failures, firstError };
+  return { ops, elapsedMs: performance.now() - start, failures, firstError };
 }
 
 // ── throughput workloads ──────────────────────────────────────────────────────────────────────────────────────
@@ -327,16 +333,16 @@ interface CaseState {
   op: Operation | undefined;
   setupError: string | undefined;
   readonly rates: number[];
-  readonly p50s: number[];
-  readonly p99s: number[];
+  readonly recorder: Recorder;
   failures: number;
   ops: number;
   firstError: string | undefined;
 }
 
 /**
- * Measures every case `repetitions` times, in an order that rotates each repetition so no system always runs first
- * (right after setup) or last (on a heap the others filled), and reports medians and ratios to the reference.
+ * Measures every case in `slices` short slices, round-robin, the order rotating each round so no system always runs
+ * right after the same neighbour; reports the median slice rate, latency percentiles over all slices, and ratios to
+ * the reference.
  */
 export async function runThroughput(
   spec: ThroughputSpec,
@@ -349,8 +355,7 @@ export async function runThroughput(
     op: undefined,
     setupError: undefined,
     rates: [],
-    p50s: [],
-    p99s: [],
+    recorder: new Recorder(),
     failures: 0,
     ops: 0,
     firstError: undefined,
@@ -366,24 +371,23 @@ export async function runThroughput(
     }
   }
   const runnable = states.filter((s) => s.op !== undefined);
+  const options = { concurrency: spec.concurrency, batch: spec.batch, check: spec.check };
   try {
-    for (let rep = 0; rep < config.repetitions; rep++) {
+    for (const state of runnable) {
+      await measure(state.op as Operation, { ...options, durationMs: config.warmupMs }, new Recorder(1024));
+    }
+    // Short slices, round-robin: a burst of load from another process lands on every system alike, not on one.
+    for (let slice = 0; slice < config.slices; slice++) {
       for (let k = 0; k < runnable.length; k++) {
-        const state = runnable[(k + rep) % runnable.length] as CaseState;
-        const op = state.op as Operation;
-        const options = { concurrency: spec.concurrency, batch: spec.batch, check: spec.check };
-        collectGarbage();
-        await measure(op, { ...options, durationMs: config.warmupMs });
-        const sample = await measure(op, { ...options, durationMs: config.measureMs });
+        const state = runnable[(k + slice) % runnable.length] as CaseState;
+        const sample = await measure(state.op as Operation, { ...options, durationMs: config.sliceMs }, state.recorder);
         state.rates.push((sample.ops / sample.elapsedMs) * 1000);
-        state.p50s.push(percentile(sample.latencies, sample.latencyCount, 50));
-        state.p99s.push(percentile(sample.latencies, sample.latencyCount, 99));
         state.failures += sample.failures;
         state.ops += sample.ops;
         state.firstError ??= sample.firstError;
       }
-      config.log(`  ${spec.id} repetition ${rep + 1}/${config.repetitions} done`);
     }
+    config.log(`  ${spec.id}: ${config.slices} slices of ${config.sliceMs} ms per system done`);
   } finally {
     for (const state of states) {
       await state.spec
@@ -410,8 +414,8 @@ export async function runThroughput(
       role: state.spec.role,
       values: {
         rate,
-        p50: state.p50s.length > 0 ? median(state.p50s) : null,
-        p99: state.p99s.length > 0 ? median(state.p99s) : null,
+        p50: state.recorder.count > 0 ? state.recorder.percentile(50) : null,
+        p99: state.recorder.count > 0 ? state.recorder.percentile(99) : null,
       },
       ratio: rate === null || !Number.isFinite(referenceRate) ? null : rate / referenceRate,
       reps: state.rates,
@@ -420,8 +424,8 @@ export async function runThroughput(
   });
   const latencyNote =
     spec.batch === undefined
-      ? `p50/p99: latency of single operations (${spec.concurrency} caller${spec.concurrency === 1 ? '' : 's'} in flight)`
-      : `p50/p99: per-operation mean of ${spec.batch}-operation batches (a clock read costs more than one operation)`;
+      ? `p50/p99: latency of single operations over all slices (${spec.concurrency} caller${spec.concurrency === 1 ? '' : 's'} in flight)`
+      : `p50/p99: per-operation mean of ${spec.batch}-operation batches over all slices (a clock read costs more than one operation)`;
   return {
     id: spec.id,
     title: spec.title,
@@ -431,7 +435,7 @@ export async function runThroughput(
     columns: THROUGHPUT_COLUMNS,
     rows,
     notes: [
-      `ops/s: median of ${config.repetitions} repetitions of ${config.measureMs} ms (after ${config.warmupMs} ms warm-up)${spec.rateLabel ? `; ${spec.rateLabel}` : ''}`,
+      `ops/s: median of ${config.slices} slices of ${config.sliceMs} ms per system, interleaved round-robin across systems (after a ${config.warmupMs} ms warm-up of each)${spec.rateLabel ? `; ${spec.rateLabel}` : ''}`,
       latencyNote,
     ],
     elapsedMs: performance.now() - started,

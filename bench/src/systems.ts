@@ -12,7 +12,7 @@ import { createCache as createCacheManager } from 'cache-manager';
 import type { Cache as CacheManager } from 'cache-manager';
 import { Redis } from 'ioredis';
 import { Keyv } from 'keyv';
-import { createClient } from 'redis';
+import type { createClient } from 'redis';
 import { createCache } from 'tiercache';
 import type { Cache, CacheOptions } from 'tiercache';
 import { waitFor } from './harness.js';
@@ -44,15 +44,16 @@ export async function closeIoredis(client: Redis): Promise<void> {
   }
 }
 
-function createNodeRedis(redis: RedisAddress) {
+function createNodeRedis(create: typeof createClient, redis: RedisAddress) {
   // node-redis 6 arms a 5 s timer per command unless told not to; the issue measured that it halves throughput.
-  return createClient({ socket: { host: redis.host, port: redis.port }, commandOptions: { timeout: 0 } });
+  return create({ socket: { host: redis.host, port: redis.port }, commandOptions: { timeout: 0 } });
 }
 
 export type NodeRedis = ReturnType<typeof createNodeRedis>;
 
 export async function openNodeRedis(redis: RedisAddress): Promise<NodeRedis> {
-  const client = createNodeRedis(redis);
+  // Loaded on first use: the W6 child processes never need it, and it is the heaviest module to load.
+  const client = createNodeRedis((await import('redis')).createClient, redis);
   client.on('error', () => {});
   await client.connect();
   return client;

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { WORKLOADS, parseArgs, runBench, selection } from '../src/bench.js';
+import { SETTINGS, WORKLOADS, parseArgs, runBench, selection } from '../src/bench.js';
 import type { BenchResult } from '../src/bench.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tiercache-bench-test-'));
@@ -71,7 +71,7 @@ describe('a quick run', () => {
       expect(row.note ?? '', row.system).not.toMatch(/did not run|failed the check/);
       expect(row.values['rate'], row.system).toBeGreaterThan(0);
       expect(row.values['p99'] as number, row.system).toBeGreaterThanOrEqual(row.values['p50'] as number);
-      expect(row.reps, row.system).toHaveLength(2);
+      expect(row.reps, row.system).toHaveLength(SETTINGS.quick.slices);
       expect(row.ratio, row.system).toBeCloseTo(
         (row.values['rate'] as number) / (reference?.values['rate'] as number),
         9,

@@ -79,7 +79,7 @@ export const w6: Workload = {
   systems: SYSTEMS,
   async run(config: BenchConfig, select): Promise<WorkloadResult> {
     const started = performance.now();
-    const rounds = config.mode === 'full' ? config.repetitions : 1;
+    const rounds = config.mode === 'full' ? config.rounds : 1;
     const admin = await openIoredis(config.redis);
     const rows: Row[] = [];
     const procs = Array.from({ length: PROCESSES }, spawnChild);
