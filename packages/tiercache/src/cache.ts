@@ -106,6 +106,8 @@ interface Core {
   readonly remote: RemoteTier | undefined;
   readonly breaker: CircuitBreaker | undefined;
   subscriber: Subscriber | undefined;
+  /** Whether close() closes the remote tier (a RedisTier closes only what it opened itself). */
+  readonly ownsRemote: boolean;
   readonly counters: Counters;
   readonly events: Emitter;
   readonly alert: (alert: Alert) => void;
@@ -1045,7 +1047,8 @@ class TierCache implements Cache {
         new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS))),
       ]);
       clearTimeout(timer);
-      await Promise.allSettled([core.subscriber?.close(), core.remote?.close()]);
+      // A tier passed in (a testing tier) belongs to the caller, like a Redis client passed in.
+      await Promise.allSettled([core.subscriber?.close(), core.ownsRemote ? core.remote?.close() : undefined]);
       core.memory?.clear();
       core.events.removeAll();
     })();
@@ -1292,6 +1295,11 @@ export function createCache(options: CacheOptions = {}): Cache {
   const alert = (payload: Alert): void => {
     gate?.report(payload);
   };
+  // Built (and so validated) before any connection is opened: a bad option must not leave a socket behind.
+  const breaker =
+    resolved.redis === undefined || resolved.breaker === false
+      ? undefined
+      : new CircuitBreaker(resolved.breaker, clock);
   const memory =
     resolved.memory === false
       ? undefined
@@ -1310,12 +1318,20 @@ export function createCache(options: CacheOptions = {}): Cache {
               alert({ kind: 'redis-error', message: `connection: ${error.message}`, error });
             },
           });
-  const breaker =
-    remote === undefined || resolved.breaker === false ? undefined : new CircuitBreaker(resolved.breaker, clock);
+
   if (breaker !== undefined) {
-    breaker.on('open', (t) => alert({ kind: 'breaker-open', message: `Redis circuit breaker opened (${t.reason})` }));
-    breaker.on('half-open', () => alert({ kind: 'breaker-half-open', message: 'Redis circuit breaker half-open' }));
-    breaker.on('close', () => alert({ kind: 'breaker-close', message: 'Redis circuit breaker closed' }));
+    breaker.on('open', (t) => {
+      events.emit('breaker:open', t);
+      alert({ kind: 'breaker-open', message: `Redis circuit breaker opened (${t.reason})` });
+    });
+    breaker.on('half-open', (t) => {
+      events.emit('breaker:half-open', t);
+      alert({ kind: 'breaker-half-open', message: 'Redis circuit breaker half-open' });
+    });
+    breaker.on('close', (t) => {
+      events.emit('breaker:close', t);
+      alert({ kind: 'breaker-close', message: 'Redis circuit breaker closed' });
+    });
   }
   const bus = remote === undefined ? false : resolved.bus;
   const core: Core = {
@@ -1325,6 +1341,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     remote,
     breaker,
     subscriber: undefined,
+    ownsRemote: remote instanceof RedisTier,
     counters,
     events,
     alert,

@@ -1,4 +1,5 @@
 import type { CacheError } from '../errors.js';
+import type { BreakerTransition } from '../resilience/breaker.js';
 
 /** What each event carries. */
 export interface CacheEvents {
@@ -8,6 +9,12 @@ export interface CacheEvents {
     readonly key: string | undefined;
     readonly error: CacheError;
   };
+  /** The circuit breaker around Redis opened: Redis is skipped until a probe succeeds. */
+  'breaker:open': BreakerTransition;
+  /** The breaker lets one probe through. */
+  'breaker:half-open': BreakerTransition;
+  /** The probe succeeded: Redis is used again. */
+  'breaker:close': BreakerTransition;
 }
 
 export type Listener<E extends keyof CacheEvents> = (event: CacheEvents[E]) => void;

@@ -1,6 +1,6 @@
 import { CacheError, CacheTimeoutError, ConfigurationError, ConnectionError, describeValue } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
-import { toMs } from '../options.js';
+import { DEFAULTS, toMs } from '../options.js';
 import { systemClock } from '../types.js';
 import type { Clock, Duration } from '../types.js';
 
@@ -39,14 +39,7 @@ export interface ResolvedBreakerOptions {
 }
 
 /** Why each default is what it is: docs/resilience.md, "Circuit breaker". */
-export const BREAKER_DEFAULTS = {
-  threshold: 10,
-  /** ms */
-  windowMs: 10_000,
-  /** ms */
-  openMs: 10_000,
-  minDistinctKeys: 3,
-} as const satisfies ResolvedBreakerOptions;
+export const BREAKER_DEFAULTS: ResolvedBreakerOptions = DEFAULTS.breaker;
 
 /** The window keeps one timestamp per failure up to `threshold`; a larger threshold is refused, not silently capped. */
 const MAX_THRESHOLD = 10_000;
