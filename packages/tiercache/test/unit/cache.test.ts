@@ -67,7 +67,6 @@ describe('get, set and has', () => {
 
   it('caches falsy values and undefined as hits', async () => {
     const { cache } = setup();
-    // mset infers one value type from the first entry; mixed batches need an explicit <unknown>.
     await cache.mset([
       { key: 'zero', value: 0 },
       { key: 'empty', value: '' },
