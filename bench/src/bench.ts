@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -80,6 +81,8 @@ export interface BenchResult {
   };
   readonly redis: { readonly version: string; readonly port: number };
   readonly versions: Readonly<Record<string, string>>;
+  /** The commit the run was made from, and whether the library's files differed from it. */
+  readonly git: { readonly commit: string; readonly libraryModified: boolean } | null;
   readonly workloads: readonly WorkloadResult[];
 }
 
@@ -90,6 +93,20 @@ export function packageVersion(name: string): string {
     if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
   }
   return 'not installed';
+}
+
+function gitState(): BenchResult['git'] {
+  try {
+    const cwd = join(BENCH_DIR, '..');
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' }).trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--', 'packages/tiercache/src'], {
+      cwd,
+      encoding: 'utf8',
+    });
+    return { commit, libraryModified: status.trim() !== '' };
+  } catch {
+    return null;
+  }
 }
 
 const PACKAGES = ['tiercache', 'ioredis', 'redis', 'lru-cache', 'bentocache', 'cache-manager', 'keyv', '@keyv/redis'];
@@ -136,6 +153,7 @@ export async function runBench(
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const loadAverageAtStart = os.loadavg().map((n) => Math.round(n * 100) / 100);
+  const git = gitState();
   const settings = SETTINGS[options.mode];
   const chosen = selection(WORKLOADS, options.filter);
   if (chosen.length === 0) throw new Error(`--filter ${options.filter} matches no workload or system`);
@@ -187,6 +205,7 @@ export async function runBench(
     },
     redis: { version: server.version, port: server.port },
     versions: Object.fromEntries(PACKAGES.map((name) => [name, packageVersion(name)])),
+    git,
     workloads: results,
   };
   mkdirSync(dirname(options.json), { recursive: true });
