@@ -112,7 +112,7 @@ describe('each option', () => {
     const message = messageOf({ ttls: 5 });
     expect(message).toMatch(/^Unknown option `ttls`; expected one of `prefix`, /);
     const everyOption = ['prefix', 'redis', 'memory', 'ttl', 'grace', 'timeouts', 'maxValueBytes', 'maxKeyLength'];
-    everyOption.push('writeErrors', 'breaker', 'lock', 'alerts', 'jitter', 'clock');
+    everyOption.push('writeErrors', 'breaker', 'lock', 'bus', 'alerts', 'jitter', 'clock');
     for (const known of everyOption) {
       expect(message).toContain(`\`${known}\``);
     }
@@ -224,6 +224,31 @@ describe('each option', () => {
     );
     expect(messageOf({ lock: { ttl: 5 } })).toBe('Unknown option `lock.ttl`; expected one of `ttlMs`, `waitMs`');
     expect(messageOf({ lock: true })).toBe('Expected `lock` to be an object, got `true` (boolean)');
+  });
+
+  it('takes bus as true, false or an object of tracking, heartbeatMs and replayMax', () => {
+    expect(validateOptions({}).bus).toStrictEqual(DEFAULTS.bus);
+    expect(validateOptions({ bus: true }).bus).toStrictEqual(DEFAULTS.bus);
+    expect(validateOptions({ bus: false }).bus).toBe(false);
+    expect(validateOptions({ bus: { tracking: false, heartbeatMs: '2s', replayMax: 10 } }).bus).toStrictEqual({
+      tracking: false,
+      heartbeatMs: 2 * SECOND,
+      replayMax: 10,
+    });
+    expect(messageOf({ bus: { tracking: 'yes' } })).toBe(
+      'Expected `bus.tracking` to be a boolean, got `"yes"` (string)',
+    );
+    expect(messageOf({ bus: { tracking: null } })).toBe('Expected `bus.tracking` to be a boolean, got `null`');
+    expect(messageOf({ bus: { heartbeatMs: 0 } })).toBe(
+      `Expected \`bus.heartbeatMs\` to be a positive duration ${DURATION_HINT}, got \`0\` (number)`,
+    );
+    expect(messageOf({ bus: { replayMax: 0 } })).toBe(
+      'Expected `bus.replayMax` to be a positive integer, got `0` (number)',
+    );
+    expect(messageOf({ bus: { channel: 'x' } })).toBe(
+      'Unknown option `bus.channel`; expected one of `tracking`, `heartbeatMs`, `replayMax`',
+    );
+    expect(messageOf({ bus: 'redis' })).toBe('Expected `bus` to be an object, got `"redis"` (string)');
   });
 
   it('requires jitter to be a fraction from 0 to 1', () => {
