@@ -272,9 +272,10 @@ function positiveInteger(name: string, value: unknown): number {
   return value;
 }
 
-function plainObject(name: string, value: unknown): Record<string, unknown> {
+/** `what` names every accepted form, so `memory: true` is not told that only an object would do when false would too. */
+function plainObject(name: string, value: unknown, what = 'an object'): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigurationError(`Expected \`${name}\` to be an object, got ${describeValue(value)}`);
+    throw new ConfigurationError(`Expected \`${name}\` to be ${what}, got ${describeValue(value)}`);
   }
   return value as Record<string, unknown>;
 }
@@ -318,14 +319,14 @@ function fraction(name: string, value: unknown): number {
 function resolveBreaker(input: unknown): ResolvedOptions['breaker'] {
   if (input === false) return false;
   if (input === undefined) return {};
-  return plainObject('breaker', input) as BreakerOptions;
+  return plainObject('breaker', input, 'an object or false') as BreakerOptions;
 }
 
 function resolveBus(input: unknown): ResolvedOptions['bus'] {
   if (input === false) return false;
   const d = DEFAULTS.bus;
   if (input === undefined || input === true) return { ...d };
-  const b = plainObject('bus', input);
+  const b = plainObject('bus', input, 'true, false or an object');
   rejectUnknown('bus', b, ['tracking', 'heartbeatMs', 'replayMax']);
   if (b['tracking'] !== undefined && typeof b['tracking'] !== 'boolean') {
     throw new ConfigurationError(`Expected \`bus.tracking\` to be a boolean, got ${describeValue(b['tracking'])}`);
@@ -341,7 +342,7 @@ function resolveLock(input: unknown): ResolvedOptions['lock'] {
   if (input === false) return false;
   const d = DEFAULTS.lock;
   if (input === undefined) return { ...d };
-  const l = plainObject('lock', input);
+  const l = plainObject('lock', input, 'an object or false');
   rejectUnknown('lock', l, ['ttlMs', 'waitMs']);
   return {
     ttlMs: l['ttlMs'] === undefined ? d.ttlMs : toMs('lock.ttlMs', l['ttlMs']),
@@ -376,7 +377,7 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
   let memory: ResolvedOptions['memory'] = { ...DEFAULTS.memory };
   if (options['memory'] === false) memory = false;
   else if (options['memory'] !== undefined) {
-    const m = plainObject('memory', options['memory']);
+    const m = plainObject('memory', options['memory'], 'an object or false');
     rejectUnknown('memory', m, ['maxEntries', 'maxBytes', 'maxTtl']);
     memory = {
       maxEntries:

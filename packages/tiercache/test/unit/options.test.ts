@@ -157,8 +157,8 @@ describe('each option', () => {
   });
 
   it('requires memory to be an object or false', () => {
-    expect(messageOf({ memory: true })).toBe('Expected `memory` to be an object, got `true` (boolean)');
-    expect(messageOf({ memory: null })).toBe('Expected `memory` to be an object, got `null`');
+    expect(messageOf({ memory: true })).toBe('Expected `memory` to be an object or false, got `true` (boolean)');
+    expect(messageOf({ memory: null })).toBe('Expected `memory` to be an object or false, got `null`');
   });
 
   it('refuses an unbounded or empty memory tier', () => {
@@ -179,6 +179,11 @@ describe('each option', () => {
       maxTtl: DEFAULTS.memory.maxTtl,
     });
     expect(validateOptions({ memory: { maxTtl: '30d' } }).memory).toMatchObject({ maxTtl: 30 * DAY });
+  });
+
+  it('names false among the accepted forms when a breaker is not an object', () => {
+    expect(messageOf({ breaker: 5 })).toBe('Expected `breaker` to be an object or false, got `5` (number)');
+    expect(validateOptions({ breaker: false }).breaker).toBe(false);
   });
 
   it('requires timeouts to be an object with a positive redisMs', () => {
@@ -223,7 +228,7 @@ describe('each option', () => {
       `Expected \`lock.waitMs\` to be a non-negative duration ${DURATION_HINT}, got \`-1\` (number)`,
     );
     expect(messageOf({ lock: { ttl: 5 } })).toBe('Unknown option `lock.ttl`; expected one of `ttlMs`, `waitMs`');
-    expect(messageOf({ lock: true })).toBe('Expected `lock` to be an object, got `true` (boolean)');
+    expect(messageOf({ lock: true })).toBe('Expected `lock` to be an object or false, got `true` (boolean)');
   });
 
   it('takes bus as true, false or an object of tracking, heartbeatMs and replayMax', () => {
@@ -248,7 +253,7 @@ describe('each option', () => {
     expect(messageOf({ bus: { channel: 'x' } })).toBe(
       'Unknown option `bus.channel`; expected one of `tracking`, `heartbeatMs`, `replayMax`',
     );
-    expect(messageOf({ bus: 'redis' })).toBe('Expected `bus` to be an object, got `"redis"` (string)');
+    expect(messageOf({ bus: 'redis' })).toBe('Expected `bus` to be true, false or an object, got `"redis"` (string)');
   });
 
   it('requires jitter to be a fraction from 0 to 1', () => {
