@@ -1,0 +1,241 @@
+/**
+ * The distributed lock and the late-writer guard against a real Redis, with several cache instances in this process
+ * (each its own connections, memory and single-flight, as separate processes would have).
+ *
+ * A holder loses its lock the way it does in production: its process stalls (a CPU-bound loader, a long GC pause)
+ * past the lock TTL, so the extension timer cannot run and Redis expires the lock. The stall here blocks this thread
+ * with Atomics.wait, so no timer of any instance runs during it.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createCache } from 'tiercache';
+import type { Cache, CacheOptions } from 'tiercache';
+import { lockKeyFor } from '../../src/resilience/lock.js';
+import { startRedis, stopAllRedis } from './helpers/redis-server.js';
+import type { RedisProcess } from './helpers/redis-server.js';
+import {
+  closeRawClients,
+  rawClient,
+  sleep,
+  trackUnhandledRejections,
+  uniquePrefix,
+  waitFor,
+} from './helpers/support.js';
+
+let redis: RedisProcess;
+let raw: Redis;
+let unhandled: ReturnType<typeof trackUnhandledRejections>;
+const caches: Cache[] = [];
+
+beforeAll(async () => {
+  unhandled = trackUnhandledRejections();
+  redis = await startRedis();
+  raw = await rawClient(redis.port);
+});
+
+afterEach(async () => {
+  await Promise.all(caches.splice(0).map((cache) => cache.close()));
+  await sleep(20);
+  expect(unhandled.reasons).toEqual([]);
+});
+
+afterAll(async () => {
+  unhandled.dispose();
+  await closeRawClients();
+  await stopAllRedis();
+});
+
+/** `count` connected instances on one prefix, with the same options. */
+async function instances(count: number, prefix: string, options: CacheOptions = {}): Promise<Cache[]> {
+  const made = Array.from({ length: count }, () =>
+    createCache({ prefix, redis: redis.url, timeouts: { redisMs: 1000 }, ...options }),
+  );
+  caches.push(...made);
+  await waitFor('the caches to connect', () => made.every((cache) => cache.stats().redis.state === 'ready'));
+  return made;
+}
+
+function three(made: Cache[]): [Cache, Cache, Cache] {
+  const [a, b, c] = made;
+  if (a === undefined || b === undefined || c === undefined) throw new Error('expected three caches');
+  return [a, b, c];
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: Error) => void } {
+  let resolve!: (value: T) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Blocks this thread: no timer, no socket read, nothing runs (a CPU-bound loader or a GC pause). */
+function stall(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** A loader that reports its start and then returns (or throws) what the test decides, when it decides. */
+function gatedLoader<T>(): {
+  loader: () => Promise<T>;
+  started: Promise<void>;
+  finish: (value: T) => void;
+  fail: (error: Error) => void;
+  calls: () => number;
+} {
+  const started = deferred<void>();
+  const result = deferred<T>();
+  let calls = 0;
+  return {
+    loader: () => {
+      calls++;
+      started.resolve();
+      return result.promise;
+    },
+    started: started.promise,
+    finish: result.resolve,
+    fail: result.reject,
+    calls: () => calls,
+  };
+}
+
+const LOST_TTL_MS = 300;
+const STALL_MS = 700;
+
+describe('a holder that lost its lock', () => {
+  /**
+   * A takes the lock, stalls past its TTL, and by the time it resumes B holds the lock for its own load. A must not
+   * write its result, and must not delete B's lock however it ends; C, arriving meanwhile, waits for B.
+   */
+  async function lostLock(prefix: string) {
+    const [a, b, c] = three(await instances(3, prefix, { bus: false, lock: { ttlMs: LOST_TTL_MS, waitMs: 5000 } }));
+    const lockKey = lockKeyFor(prefix, `${prefix}k`);
+    const loadA = gatedLoader<string>();
+    const callA = a.getOrSetWithMeta('k', async () => {
+      const pending = loadA.loader();
+      stall(STALL_MS);
+      return pending;
+    });
+    await loadA.started;
+    // A is past its TTL and never got to extend: Redis dropped its lock.
+    await waitFor('the lock to expire', async () => (await raw.exists(lockKey)) === 0, { timeoutMs: 2000 });
+
+    const loadB = gatedLoader<string>();
+    const callB = b.getOrSetWithMeta('k', loadB.loader);
+    await loadB.started;
+    const tokenB = await raw.get(lockKey);
+    expect(tokenB, 'B took the lock A lost').not.toBeNull();
+    return { a, b, c, lockKey, tokenB, loadA, callA, loadB, callB };
+  }
+
+  it('does not write its late result and leaves the new owner’s lock alone; a third instance waits for the owner', async () => {
+    const prefix = uniquePrefix('lost-lock-write');
+    const { a, b, c, lockKey, tokenB, loadA, callA, loadB, callB } = await lostLock(prefix);
+
+    loadA.finish('from A (old)');
+    // A's caller gets what it asked for; the tiers do not.
+    expect(await callA).toMatchObject({ value: 'from A (old)', source: 'origin' });
+    expect(await raw.get(lockKey)).toBe(tokenB);
+    expect(await raw.pttl(lockKey)).toBeGreaterThan(0);
+    expect(await raw.exists(`${prefix}k`)).toBe(0);
+    expect(await a.getWithMeta('k')).toBeUndefined();
+
+    let loadedByC = 0;
+    const callC = c.getOrSetWithMeta('k', () => {
+      loadedByC++;
+      return 'from C';
+    });
+    await waitFor('C to wait on B’s lock', () => c.stats().lock.waits === 1);
+    loadB.finish('from B (new)');
+    expect(await callB).toMatchObject({ value: 'from B (new)', source: 'origin' });
+    expect(await callC).toMatchObject({ value: 'from B (new)', source: 'redis' });
+    expect(loadedByC).toBe(0);
+    expect(await raw.exists(lockKey)).toBe(0);
+    for (const cache of [a, b, c]) expect(await cache.get('k')).toBe('from B (new)');
+  });
+
+  it('releases nothing of the new owner’s when its loader fails after losing the lock', async () => {
+    const prefix = uniquePrefix('lost-lock-fail');
+    const { lockKey, tokenB, loadA, callA, loadB, callB } = await lostLock(prefix);
+
+    loadA.fail(new Error('origin failed'));
+    await expect(callA).rejects.toThrow('origin failed');
+    // The failure path releases by compare-and-delete: B's lock stays.
+    expect(await raw.get(lockKey)).toBe(tokenB);
+    loadB.finish('from B');
+    expect(await callB).toMatchObject({ value: 'from B', source: 'origin' });
+    expect(await raw.exists(lockKey)).toBe(0);
+  });
+});
+
+describe('a load that a newer write or a delete overtook', () => {
+  // With the bus off, only the Lua guard in Redis stands between the old load and the newer state. With it on (the
+  // default), the holder also hears of the change and drops its load itself. Either way the result must be the same.
+  const configs: [string, CacheOptions][] = [
+    ['by the Lua guard alone (bus off)', { bus: false }],
+    ['with the bus on (the default)', {}],
+  ];
+
+  for (const [label, options] of configs) {
+    it(`does not overwrite a newer set, in Redis or in either instance, ${label}`, async () => {
+      const prefix = uniquePrefix('newer-set');
+      const [a, b, c] = three(await instances(3, prefix, options));
+      const load = gatedLoader<string>();
+      const call = a.getOrSetWithMeta('k', load.loader);
+      await load.started;
+      // Set strictly after the load started (the guard compares ms timestamps).
+      await sleep(5);
+      await b.set('k', 'newer, from set');
+      load.finish('older, from the load');
+
+      expect(await call).toMatchObject({ value: 'older, from the load', source: 'origin' });
+      expect(await raw.exists(lockKeyFor(prefix, `${prefix}k`))).toBe(0);
+      expect(await c.getWithMeta('k')).toMatchObject({ value: 'newer, from set', source: 'redis' });
+      expect(await a.get('k')).toBe('newer, from set');
+      expect(await b.getWithMeta('k')).toMatchObject({ value: 'newer, from set', source: 'memory' });
+    });
+
+    it(`does not write after a delete of the key, ${label}`, async () => {
+      const prefix = uniquePrefix('deleted');
+      const [a, b, c] = three(await instances(3, prefix, options));
+      await b.set('k', 'before');
+      const load = gatedLoader<string>();
+      const call = a.getOrSetWithMeta('fresh', load.loader);
+      await load.started;
+      expect(await raw.exists(lockKeyFor(prefix, `${prefix}fresh`))).toBe(1);
+      expect(await b.delete('fresh')).toBe(false);
+      load.finish('loaded before the delete');
+
+      expect(await call).toMatchObject({ value: 'loaded before the delete', source: 'origin' });
+      expect(await raw.exists(`${prefix}fresh`)).toBe(0);
+      for (const cache of [a, b, c]) expect(await cache.get('fresh')).toBeUndefined();
+      // The untouched key is still there: the guard is per key.
+      expect(await c.get('k')).toBe('before');
+    });
+  }
+});
+
+describe('a lock TTL shorter than a live loader', () => {
+  it('is extended while the loader runs, so a second instance waits instead of loading again', async () => {
+    const prefix = uniquePrefix('extended');
+    const [a, b] = three(await instances(3, prefix, { lock: { ttlMs: 200, waitMs: 5000 } }));
+    const lockKey = lockKeyFor(prefix, `${prefix}k`);
+    let loads = 0;
+    const slow = async () => {
+      loads++;
+      await sleep(1000);
+      return 'slow value';
+    };
+    const first = a.getOrSetWithMeta('k', slow);
+    await waitFor('the lock', async () => (await raw.exists(lockKey)) === 1);
+    // Five TTLs later the lock is still there, extended by its live holder.
+    await sleep(600);
+    expect(await raw.exists(lockKey)).toBe(1);
+    const second = b.getOrSetWithMeta('k', slow);
+    expect(await first).toMatchObject({ value: 'slow value', source: 'origin' });
+    expect(await second).toMatchObject({ value: 'slow value', source: 'redis' });
+    expect(loads).toBe(1);
+    expect(b.stats().lock).toMatchObject({ acquired: 0, waits: 1, waitTimeouts: 0 });
+  });
+});
