@@ -26,6 +26,9 @@ interface ProductBody {
   meta: Meta;
 }
 
+/** Either tier: which one depends on whether this instance's memory copy is still there, not on the route. */
+const CACHED = ['memory', 'redis'];
+
 let redis: RedisServer;
 beforeAll(async () => {
   redis = await RedisServer.start();
@@ -109,7 +112,7 @@ describe.each([{ kind: 'pglite' as const }, { kind: 'postgres' as const }])('rou
     expect(await runNewsWorker(t.app.db, t.app.cache)).toMatchObject({ inserted: 0, updated: 0 });
 
     const after = await get<NewsPage>(t.app, '/news?limit=5');
-    expect(after.body.meta.source).toBe('memory');
+    expect(CACHED).toContain(after.body.meta.source);
     expect(after.body.meta.totalCached).toBe(60);
     expect(after.body.meta.cacheExpiresIn).toBeGreaterThan(3500);
     expect(after.queries).toBe(0);
@@ -165,13 +168,13 @@ describe.each([{ kind: 'pglite' as const }, { kind: 'postgres' as const }])('rou
     const { body } = await get<{ data: { slug: string; count: number }[]; meta: Meta }>(t.app, '/news/categories');
     expect(body.data.map((c) => c.slug)).toEqual(['world', 'business', 'technology', 'science', 'sport']);
     expect(body.data.every((c) => c.count === 12)).toBe(true);
-    expect(body.meta.source).toBe('memory');
+    expect(CACHED).toContain(body.meta.source);
 
     const { body: page } = await get<NewsPage>(t.app, '/news?limit=1');
     const id = page.data[0]?.id as number;
     const one = await get<{ data: Article; meta: Meta }>(t.app, `/news/${id}`);
     expect(one.body.data.id).toBe(id);
-    expect(one.body.meta.source).toBe('memory');
+    expect(CACHED).toContain(one.body.meta.source);
     expect((await get(t.app, '/news/100000')).status).toBe(404);
   });
 

@@ -92,7 +92,7 @@ describe('the trends batch and GET /trends', () => {
     );
     expect(top?.product_id).toBe(48);
     const stillCached = await get<TrendsBody>(t.app, '/trends');
-    expect(stillCached.body.meta.source).toBe('memory');
+    expect(['memory', 'redis']).toContain(stillCached.body.meta.source);
     expect(stillCached.body.data).toEqual(cached.body.data);
   });
 

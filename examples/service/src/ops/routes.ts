@@ -7,9 +7,8 @@ export interface OpsOptions extends Record<string, unknown> {
   readonly config: Config;
 }
 
-const startedAt = Date.now();
-
 export const opsRoutes: FastifyPluginAsync<OpsOptions> = async (app, { config }) => {
+  const startedAt = Date.now();
   /**
    * `degraded` while Redis is away (or the breaker is open): the service still answers every route, from memory and
    * the database. 503 only when the database itself does not answer.
