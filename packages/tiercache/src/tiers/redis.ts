@@ -461,24 +461,33 @@ export class RedisTier implements RemoteTier {
    * Server-assisted invalidation (Redis ≥ 6): every write under `prefix` by any other connection sends its key to the
    * connection `redirectId`, which listens on `__redis__:invalidate`. NOLOOP: this connection's own writes do not
    * come back. Standalone only; a cluster relies on the bus.
+   *
+   * Switched off first, in the same round trip: after the subscriber reconnects, this connection still tracks on
+   * behalf of the old, gone subscriber, and Redis refuses a second ON for the same prefix ("Prefix … overlaps with an
+   * existing prefix"), which would leave the instance deaf to foreign writes.
    */
   async enableTracking(redirectId: number, prefix: string): Promise<boolean> {
     if (this.#client instanceof Cluster) return false;
     try {
-      const client = this.#client;
-      await this.#bound(
-        client.call(
-          'CLIENT',
-          'TRACKING',
-          'on',
-          'REDIRECT',
-          String(redirectId),
-          'BCAST',
-          'PREFIX',
-          this.#keyPrefix + prefix,
-          'NOLOOP',
-        ),
+      const results = await this.#bound(
+        this.#client
+          .pipeline()
+          .call('CLIENT', 'TRACKING', 'off')
+          .call(
+            'CLIENT',
+            'TRACKING',
+            'on',
+            'REDIRECT',
+            String(redirectId),
+            'BCAST',
+            'PREFIX',
+            this.#keyPrefix + prefix,
+            'NOLOOP',
+          )
+          .exec(),
       );
+      if (results === null || results.length !== 2) throw new Error('empty pipeline reply');
+      for (const [error] of results) if (error) throw error;
       return true;
     } catch (error) {
       throw toCacheError(error);

@@ -78,7 +78,10 @@ describe('tag invalidation is exact', () => {
     await sleep(50);
     expect(await b.mget(['p1', 'p4'])).toEqual(['product 1 again', 'product 4']);
     expect(await a.mget(['p1', 'p4'])).toEqual(['product 1 again', 'product 4']);
-    expect((await raw.zrange(`${a.prefix}__tag:products`, 0, -1)).sort()).toEqual([`${a.prefix}p1`, `${a.prefix}p4`]);
+    expect((await raw.zrange(`${a.prefix}__tag:products`, '0', '-1')).sort()).toEqual([
+      `${a.prefix}p1`,
+      `${a.prefix}p4`,
+    ]);
 
     await b.invalidateTags(['p1', 'products']);
     await waitFor('A to drop them', async () => (await a.mget(['p1', 'p4'])).every((v) => v === undefined));
@@ -133,7 +136,7 @@ describe('tag bookkeeping is bounded', () => {
     await sleep(300);
     // The next write of the tag prunes the member that expired.
     await a.getOrSet('third', () => 3, { tags: ['t'], ttl: 1000 });
-    expect((await raw.zrange(tagKey, 0, -1)).sort()).toEqual([`${prefix}long`, `${prefix}third`]);
+    expect((await raw.zrange(tagKey, '0', '-1')).sort()).toEqual([`${prefix}long`, `${prefix}third`]);
 
     // And a set whose members all expired is gone by itself.
     await a.set('alone', 4, { tags: ['lonely'], ttl: 150 });
