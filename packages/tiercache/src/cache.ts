@@ -119,6 +119,13 @@ interface Core {
    * token, and a load whose token is gone keeps its result out of both tiers (it was loaded before the change).
    */
   readonly loading: Map<string, LoadMark>;
+  /**
+   * Reads from Redis in flight, by full key. A write, delete or invalidation of the key here bumps its generation, and
+   * a read that sees it changed returns its value without keeping it in memory: it may have been read before the change.
+   */
+  readonly reads: Map<string, ReadMark>;
+  /** Bumped by every invalidation wider than one key (tags, a prefix, a flush), for the same purpose. */
+  epoch: number;
   /** After a loader failure served stale: no new loader call for the key before this time. Pruned as it grows. */
   readonly backoff: Map<string, number>;
   readonly waiters: LockWaiters;
@@ -160,6 +167,15 @@ interface LoadMark {
   readonly tags: readonly string[];
 }
 
+/** The reads of one key in flight, and how often the key was invalidated since the first of them started. */
+interface ReadMark {
+  pending: number;
+  generation: number;
+}
+
+/** What a read compares when it ends (see Core.reads); undefined without memory (nothing to keep out of it). */
+type ReadWatch = { readonly mark: ReadMark; readonly generation: number; readonly epoch: number } | undefined;
+
 /** One getOrSet load: `running` is the loader's own settlement while it runs, undefined before and after. */
 interface Flight {
   running: Promise<unknown> | undefined;
@@ -169,6 +185,8 @@ interface Flight {
 interface RemoteEntry {
   readonly entry: Entry;
   readonly size: number;
+  /** False when the key was invalidated while it was being read: return it, but keep it out of memory. */
+  readonly keep: boolean;
 }
 
 /** Redis did not answer (failed, timed out, or was skipped): the rest of this call should not wait on it again. */
@@ -315,17 +333,20 @@ class TierCache implements Cache {
   #supersede(fullKey: string): void {
     const loading = this.#core.loading;
     if (loading.size > 0) loading.delete(fullKey);
+    invalidateReads(this.#core, fullKey);
   }
 
   /** Reads one key from Redis: the entry (fresh or within grace), undefined, or REDIS_DOWN. Never throws. */
   async #readRemote(key: string, fullKey: string): Promise<RemoteRead> {
+    const watch = watchRead(this.#core, fullKey);
     const outcome = await this.#tryRemote('get', key, (remote) => remote.get(fullKey));
+    const keep = endRead(this.#core, fullKey, watch);
     if (!outcome.ok) return this.#core.remote === undefined ? undefined : REDIS_DOWN;
     const raw = outcome.value;
     const entry = this.#decode(key, raw);
     if (entry === undefined || raw === undefined) return undefined;
     if (this.#core.clock.now() >= entry.graceUntil) return undefined;
-    return { entry, size: raw.length };
+    return { entry, size: raw.length, keep };
   }
 
   /** A fresh Redis hit as a read result, filling memory; undefined for a miss or a stale copy. */
@@ -333,7 +354,7 @@ class TierCache implements Cache {
     if (found === undefined || found === REDIS_DOWN) return undefined;
     const now = this.#core.clock.now();
     if (now >= found.entry.expiresAt) return undefined;
-    this.#remember(fullKey, found.entry, found.size, now);
+    if (found.keep) this.#remember(fullKey, found.entry, found.size, now);
     return { value: found.entry.value, source: 'redis', expiresInMs: found.entry.expiresAt - now };
   }
 
@@ -404,9 +425,11 @@ class TierCache implements Cache {
     }
     const counters = this.#core.counters;
     if (missing.length === 0) return out;
+    const watches = missing.map((i) => watchRead(this.#core, fullKeys[i] as string));
     const outcome = await this.#tryRemote('get', undefined, (remote) =>
       remote.getMany(missing.map((i) => fullKeys[i] as string)),
     );
+    const keep = missing.map((i, j) => endRead(this.#core, fullKeys[i] as string, watches[j]));
     if (!outcome.ok) {
       counters.misses += missing.length;
       return out;
@@ -420,7 +443,7 @@ class TierCache implements Cache {
         return;
       }
       counters.redisHits++;
-      this.#remember(fullKeys[index] as string, entry, raw.length, now);
+      if (keep[j] === true) this.#remember(fullKeys[index] as string, entry, raw.length, now);
       out[index] = entry.value as T;
     });
     return out;
@@ -1086,15 +1109,43 @@ function consumeEcho(core: Core, fullKey: string): boolean {
   return echo.until >= performance.now();
 }
 
-/** Drops memory copies of these keys, and keeps loads of them in flight out of the tiers. */
+/** A read of `fullKey` from Redis starts (see Core.reads). */
+function watchRead(core: Core, fullKey: string): ReadWatch {
+  if (core.memory === undefined) return undefined;
+  let mark = core.reads.get(fullKey);
+  if (mark === undefined) {
+    mark = { pending: 0, generation: 0 };
+    core.reads.set(fullKey, mark);
+  }
+  mark.pending++;
+  return { mark, generation: mark.generation, epoch: core.epoch };
+}
+
+/** The read ended: true when nothing invalidated the key meanwhile, so what it read may be kept in memory. */
+function endRead(core: Core, fullKey: string, watch: ReadWatch): boolean {
+  if (watch === undefined) return true;
+  const { mark } = watch;
+  if (--mark.pending === 0 && core.reads.get(fullKey) === mark) core.reads.delete(fullKey);
+  return mark.generation === watch.generation && core.epoch === watch.epoch;
+}
+
+function invalidateReads(core: Core, fullKey: string): void {
+  if (core.reads.size === 0) return;
+  const mark = core.reads.get(fullKey);
+  if (mark !== undefined) mark.generation++;
+}
+
+/** Drops memory copies of these keys, and keeps reads and loads of them in flight out of the tiers. */
 function dropKeys(core: Core, fullKeys: readonly string[]): void {
   for (const fullKey of fullKeys) {
     core.memory?.delete(fullKey);
     if (core.loading.size > 0) core.loading.delete(fullKey);
+    invalidateReads(core, fullKey);
   }
 }
 
 function dropTags(core: Core, prefix: string, tags: readonly string[]): void {
+  core.epoch++;
   core.memory?.deleteWhere(prefix, (entry) => sharesTag(entry.tags, tags));
   for (const [fullKey, mark] of [...core.loading]) {
     if (fullKey.startsWith(prefix) && sharesTag(mark.tags, tags)) core.loading.delete(fullKey);
@@ -1102,6 +1153,7 @@ function dropTags(core: Core, prefix: string, tags: readonly string[]): void {
 }
 
 function dropPrefix(core: Core, prefix: string): void {
+  core.epoch++;
   core.memory?.deleteByPrefix(prefix);
   for (const fullKey of [...core.loading.keys()]) if (fullKey.startsWith(prefix)) core.loading.delete(fullKey);
 }
@@ -1109,6 +1161,7 @@ function dropPrefix(core: Core, prefix: string): void {
 /** Invalidations may have been missed (the subscriber was down or silent): nothing in memory can be trusted. */
 function flushMemory(core: Core): void {
   core.counters.busResets++;
+  core.epoch++;
   core.memory?.clear();
   core.loading.clear();
 }
@@ -1348,6 +1401,8 @@ export function createCache(options: CacheOptions = {}): Cache {
     alerts: gate,
     inflight: new Map(),
     loading: new Map(),
+    reads: new Map(),
+    epoch: 0,
     backoff: new Map(),
     waiters: new LockWaiters(),
     loadedChannel: `${resolved.prefix}__loaded`,
