@@ -141,8 +141,8 @@ interface Core {
   readonly replay: ReplayQueue | undefined;
   /** Redis is sending this instance every foreign write under the prefix (so key messages need not be published). */
   trackingActive: boolean;
-  /** Tracking echoes of our own script writes still to come, by key (see expectEcho). */
-  readonly echoes: Map<string, { readonly count: number; readonly until: number }>;
+  /** Tracking echoes of our own script writes still to come, by key, with the last value written (see expectEcho). */
+  readonly echoes: Map<string, Echo>;
   replaying: boolean;
   closing: Promise<void> | undefined;
 }
@@ -161,6 +161,13 @@ const CLOSE_WAIT_MS = 1_000;
 /** What a Redis call came to: its value, or why there is none (`error` undefined: skipped without trying). */
 type RemoteOutcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error?: CacheError };
 const SKIPPED: RemoteOutcome<never> = Object.freeze({ ok: false });
+
+/** Tracking echoes expected for one key: how many, until when, and the last encoded entry our scripts wrote there. */
+interface Echo {
+  readonly count: number;
+  readonly until: number;
+  readonly value: string;
+}
 
 /** A load in flight, by identity; its tags let a tag invalidation supersede it. */
 interface LoadMark {
@@ -791,7 +798,7 @@ class TierCache implements Cache {
     const pttl = ttl + options.grace;
     // The write runs as a script, and Redis' NOLOOP does not cover script writes: its tracking echo must not drop
     // the copy just stored here.
-    expectEcho(this.#core, fullKey);
+    expectEcho(this.#core, fullKey, encoded);
     const write = this.#tryRemote('set', key, (remote) =>
       remote.setLoaded({
         key: fullKey,
@@ -1085,28 +1092,48 @@ class TierCache implements Cache {
 /** How long an expected tracking echo of our own script write is waited for. */
 const ECHO_WINDOW_MS = 2_000;
 
-/** Our own script is about to write `fullKey`: its tracking invalidation will come back to us; skip that one. */
-function expectEcho(core: Core, fullKey: string): void {
+/** Our own script is about to write `value` at `fullKey`: its tracking invalidation will come back to us (see verifyEchoes). */
+function expectEcho(core: Core, fullKey: string, value: string): void {
   if (!core.trackingActive) return;
   const now = performance.now();
   if (core.echoes.size > 1000) for (const [key, echo] of core.echoes) if (echo.until < now) core.echoes.delete(key);
   const echo = core.echoes.get(fullKey);
-  core.echoes.set(fullKey, { count: (echo?.count ?? 0) + 1, until: now + ECHO_WINDOW_MS });
+  core.echoes.set(fullKey, { count: (echo?.count ?? 0) + 1, until: now + ECHO_WINDOW_MS, value });
 }
 
 function cancelEcho(core: Core, fullKey: string): void {
   const echo = core.echoes.get(fullKey);
   if (echo === undefined) return;
-  if (echo.count > 1) core.echoes.set(fullKey, { count: echo.count - 1, until: echo.until });
+  if (echo.count > 1) core.echoes.set(fullKey, { count: echo.count - 1, until: echo.until, value: echo.value });
   else core.echoes.delete(fullKey);
 }
 
-/** True when this invalidation is the echo of our own write (consumed), false when it comes from someone else. */
-function consumeEcho(core: Core, fullKey: string): boolean {
+/** What our own script wrote, when this invalidation may be its echo (consumed); undefined when it is someone else's. */
+function consumeEcho(core: Core, fullKey: string): string | undefined {
   const echo = core.echoes.get(fullKey);
-  if (echo === undefined) return false;
+  if (echo === undefined) return undefined;
   cancelEcho(core, fullKey);
-  return echo.until >= performance.now();
+  return echo.until >= performance.now() ? echo.value : undefined;
+}
+
+/**
+ * BCAST tracking reports a key once per turn of Redis' event loop, naming only its last writer: another client's write
+ * in the same turn as our own script write arrives as the one message we took for our echo. So an echo is checked
+ * against Redis (one MGET for the whole message, off the caller's path): the copy stays only if Redis still holds what
+ * we wrote. A write after that check is reported in a message of its own.
+ */
+function verifyEchoes(core: Core, remote: RemoteTier, echoed: ReadonlyMap<string, string>): void {
+  const keys = [...echoed.keys()];
+  const check = remote.getMany(keys).then(
+    (current) =>
+      dropKeys(
+        core,
+        keys.filter((key, i) => current[i] !== echoed.get(key)),
+      ),
+    () => dropKeys(core, keys),
+  );
+  core.background.add(check);
+  void check.finally(() => core.background.delete(check));
 }
 
 /** A read of `fullKey` from Redis starts (see Core.reads). */
@@ -1305,10 +1332,16 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
     onInvalidate: (keys) => {
       if (keys === null) return flushMemory(core);
       counters.trackingInvalidations += keys.length;
-      dropKeys(
-        core,
-        keys.filter((key) => key.startsWith(options.prefix) && !consumeEcho(core, key)),
-      );
+      const foreign: string[] = [];
+      let echoed: Map<string, string> | undefined;
+      for (const key of keys) {
+        if (!key.startsWith(options.prefix)) continue;
+        const written = consumeEcho(core, key);
+        if (written === undefined) foreign.push(key);
+        else (echoed ??= new Map()).set(key, written);
+      }
+      dropKeys(core, foreign);
+      if (echoed !== undefined) verifyEchoes(core, remote, echoed);
     },
     onSubscribed: (clientId, resubscribed) => {
       subscriberId = clientId;

@@ -166,3 +166,33 @@ describe('an invalidation during a read from Redis', () => {
     expect(await a.getWithMeta('k')).toBeUndefined();
   });
 });
+
+describe('the tracking echo of a load’s own write', () => {
+  it('does not hide another client’s write that Redis reports in the same message', async () => {
+    const { a, b } = await pair('echo', true);
+    const gated = gatedLoader('loaded by B');
+    const load = b.getOrSet('k', gated.loader);
+    await gated.started;
+    // Writes wait while Redis is paused for them; when it resumes, B's script write and A's SET run in one turn of
+    // its event loop, and BCAST tracking reports the key once, naming only A's connection as the writer.
+    await redis.cli('CLIENT', 'PAUSE', '300', 'WRITE');
+    gated.release();
+    await sleep(50);
+    const write = a.set('k', 'written by A');
+    expect(await load).toBe('loaded by B');
+    await write;
+    expect(await inRedis(a, 'k')).toBe('written by A');
+    await waitFor('B to stop serving its own older load', async () => (await b.get('k')) === 'written by A', {
+      timeoutMs: 2000,
+    });
+  });
+
+  it('still lets the load’s copy serve from memory when nobody else wrote the key', async () => {
+    const { b } = await pair('echo-own', true);
+    expect(await b.getOrSet('k', () => 'loaded by B')).toBe('loaded by B');
+    // The echo arrives within a few ms; after it, the copy is still there.
+    await waitFor('the echo', () => (b.stats().bus?.trackingInvalidations ?? 0) > 0, { timeoutMs: 2000 });
+    await sleep(50);
+    expect(await b.getWithMeta('k')).toMatchObject({ value: 'loaded by B', source: 'memory' });
+  });
+});
