@@ -1349,6 +1349,8 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
       core.trackingActive = false;
       enableTracking();
     },
+    // Redis answers: invalidations queued during an outage go now, even if this instance makes no call of its own.
+    onAlive: () => scheduleReplay(core),
     onSilent: () => {
       core.trackingActive = false;
       if (core.busChannel !== undefined) flushMemory(core);

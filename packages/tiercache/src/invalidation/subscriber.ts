@@ -16,6 +16,8 @@ export interface SubscriberOptions {
    * lost while the connection was down: the cache flushes its memory tier then.
    */
   readonly onSubscribed: (clientId: number | undefined, resubscribed: boolean) => void;
+  /** The heartbeat was answered: Redis is reachable again, whether or not this instance makes calls of its own. */
+  readonly onAlive: () => void;
   /** The heartbeat went unanswered: messages may be lost right now. */
   readonly onSilent: () => void;
   readonly onError: (error: unknown) => void;
@@ -91,6 +93,7 @@ export class Subscriber {
           timer = setTimeout(() => reject(new Error('heartbeat timed out')), this.#options.timeoutMs);
         }),
       ]);
+      if (!this.#closed) this.#options.onAlive();
     } catch {
       if (this.#closed) return;
       this.#options.onSilent();
