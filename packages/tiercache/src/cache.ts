@@ -27,7 +27,7 @@ import { Counters } from './observability/stats.js';
 import type { CacheStats } from './observability/stats.js';
 import { DEFAULTS, resolveGetOrSetOptions, resolveSetOptions, validateOptions } from './options.js';
 import type { CacheOptions, GetOrSetOptions, ResolvedGetOrSetOptions, ResolvedOptions, SetOptions } from './options.js';
-import { CircuitBreaker, isOutageError } from './resilience/breaker.js';
+import { CircuitBreaker, isOutageError, validateBreakerOptions } from './resilience/breaker.js';
 import type { AdmittedTicket } from './resilience/breaker.js';
 import { LockWaiters, lockKeyFor, lockToken } from './resilience/lock.js';
 import { EncodeError } from './serializer.js';
@@ -421,6 +421,7 @@ class TierCache implements Cache {
   }
 
   async mget<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    if (this.#core.closing) throw new CacheClosedError();
     if (!Array.isArray(keys)) throw new InvalidKeyError(`Expected \`keys\` to be an array, got ${describeValue(keys)}`);
     const fullKeys = keys.map((key) => this.#fullKey(key));
     const out = new Array<T | undefined>(keys.length).fill(undefined);
@@ -906,6 +907,7 @@ class TierCache implements Cache {
   }
 
   async mset(entries: readonly MsetEntry[]): Promise<void> {
+    if (this.#core.closing) throw new CacheClosedError();
     if (!Array.isArray(entries)) {
       throw new ConfigurationError(`Expected \`entries\` to be an array, got ${describeValue(entries)}`);
     }
@@ -945,6 +947,7 @@ class TierCache implements Cache {
   }
 
   async deleteMany(keys: readonly string[]): Promise<number> {
+    if (this.#core.closing) throw new CacheClosedError();
     if (!Array.isArray(keys)) throw new InvalidKeyError(`Expected \`keys\` to be an array, got ${describeValue(keys)}`);
     return this.#deleteFull(
       keys,
@@ -992,7 +995,12 @@ class TierCache implements Cache {
       this.#writeOutcome('delete', undefined, outcome);
       return;
     }
-    await publish(this.#core, { kind: 'tags', from: this.#core.instanceId, prefix: this.prefix, tags: valid });
+    await publish(this.#core, {
+      kind: 'tags',
+      from: this.#core.instanceId,
+      prefix: this.prefix,
+      tags: valid,
+    });
   }
 
   async clear(): Promise<void> {
@@ -1383,7 +1391,8 @@ export function createCache(options: CacheOptions = {}): Cache {
   const alert = (payload: Alert): void => {
     gate?.report(payload);
   };
-  // Built (and so validated) before any connection is opened: a bad option must not leave a socket behind.
+  // Validated whether or not Redis is configured, and before any connection is opened.
+  if (resolved.breaker !== false) validateBreakerOptions(resolved.breaker);
   const breaker =
     resolved.redis === undefined || resolved.breaker === false
       ? undefined

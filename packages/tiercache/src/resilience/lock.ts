@@ -1,16 +1,18 @@
 import { randomBytes } from 'node:crypto';
 
 /**
- * The stampede lock's key for a data key. It carries the data key as its hash tag, so on a Redis Cluster the lock and
- * the data live in one slot and one script can check both. A data key that already has a hash tag keeps it (the lock
- * is the data key plus a suffix, which hashes by the same tag). The lock lives under the same prefix, so `clear()` of
- * that prefix removes locks too, and a loader whose lock was removed does not write.
+ * The stampede lock's key for a data key, under the prefix of the cache or namespace that loads it (so its `clear()`
+ * removes the lock too, and a loader whose lock was removed does not write; keys starting with `__` are reserved, so
+ * it cannot collide with a user key). It carries the data key as its hash tag, so on a Redis Cluster the lock and the
+ * data live in one slot and one script can check both; a data key that has a hash tag of its own keeps it, since the
+ * lock key then contains the data key and its tag verbatim.
  */
 export function lockKeyFor(prefix: string, fullKey: string): string {
   const open = fullKey.indexOf('{');
   if (open !== -1) {
     const close = fullKey.indexOf('}', open + 1);
-    if (close > open + 1) return `${fullKey}:__lock`;
+    // The first {…} of the lock key is then the data key's own tag (the prefix before it is the same string).
+    if (close > open + 1) return `${prefix}__lock:${fullKey}`;
   }
   return `${prefix}__lock:{${fullKey}}`;
 }
