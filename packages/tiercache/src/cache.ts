@@ -143,7 +143,8 @@ interface Core {
   trackingActive: boolean;
   /** Tracking echoes of our own script writes still to come, by key, with the last value written (see expectEcho). */
   readonly echoes: Map<string, Echo>;
-  replaying: boolean;
+  /** The replay running now; it resolves with the outage error that stopped it, if one did. */
+  replaying: Promise<CacheError | undefined> | undefined;
   closing: Promise<void> | undefined;
 }
 
@@ -265,10 +266,18 @@ class TierCache implements Cache {
       }
       ticket = granted;
     }
+    // Invalidations queued while Redis was unreachable go first, so this call cannot read back what they removed. If
+    // the replay stops on an outage, that is this call's failure too (Redis is down again): no second timeout.
+    const replay = this.#core.replay;
+    const replayError =
+      replay !== undefined && (replay.size > 0 || this.#core.replaying !== undefined)
+        ? await scheduleReplay(this.#core)
+        : undefined;
     try {
+      if (replayError !== undefined) throw replayError;
       const value = await run(remote);
       if (ticket) breaker?.success(ticket);
-      if (this.#core.replay !== undefined && this.#core.replay.size > 0) scheduleReplay(this.#core);
+      if (this.#core.replay !== undefined && this.#core.replay.size > 0) void scheduleReplay(this.#core);
       return { ok: true, value };
     } catch (caught) {
       const error = caught instanceof CacheError ? caught : new ConnectionError(String(caught), { cause: caught, key });
@@ -1246,27 +1255,45 @@ function onBusMessage(core: Core, raw: string): void {
   }
 }
 
-/** Replays queued invalidations once Redis answers again; stops at the first failure and keeps the rest queued. */
-function scheduleReplay(core: Core): void {
+/**
+ * Replays queued invalidations once Redis answers again, oldest first; stops at the first outage and keeps the rest
+ * queued. Returns the run in progress (started if needed), which resolves with the error that stopped it, if any.
+ */
+function scheduleReplay(core: Core): Promise<CacheError | undefined> | undefined {
   const { replay, remote } = core;
-  if (replay === undefined || remote === undefined || core.replaying || replay.size === 0 || core.closing) return;
-  core.replaying = true;
-  const run = (async () => {
+  if (core.replaying !== undefined) return core.replaying;
+  if (replay === undefined || remote === undefined || replay.size === 0 || core.closing) return undefined;
+  const run = (async (): Promise<CacheError | undefined> => {
     while (replay.size > 0 && remote.available) {
       const batch = replay.take(500);
       try {
         await replayBatch(core, remote, batch);
         core.counters.replayed += batch.length;
-      } catch {
+      } catch (error) {
         for (const item of batch) replay.add(item);
-        break;
+        return error instanceof CacheError ? error : new ConnectionError(String(error), { cause: error });
       }
     }
+    return undefined;
   })().finally(() => {
-    core.replaying = false;
+    core.replaying = undefined;
     core.background.delete(run);
   });
+  core.replaying = run;
   core.background.add(run);
+  return run;
+}
+
+/**
+ * One replayed command. An error about the command itself (a tag key overwritten with another type) would fail every
+ * retry alike and hold up every call behind the replay: that one is skipped. Outages are thrown, to retry later.
+ */
+async function replayStep(step: () => Promise<unknown>): Promise<void> {
+  try {
+    await step();
+  } catch (error) {
+    if (isOutageError(error)) throw error;
+  }
 }
 
 async function replayBatch(core: Core, remote: RemoteTier, batch: readonly PendingInvalidation[]): Promise<void> {
@@ -1274,17 +1301,21 @@ async function replayBatch(core: Core, remote: RemoteTier, batch: readonly Pendi
   for (const item of batch) {
     if (item.kind === 'key') keys.push(item);
     else if (item.kind === 'tag') {
-      await remote.invalidateTags([tagKeyFor(item.prefix, item.tag)], (member) => lockKeyFor(item.prefix, member));
+      await replayStep(() =>
+        remote.invalidateTags([tagKeyFor(item.prefix, item.tag)], (member) => lockKeyFor(item.prefix, member)),
+      );
       await publish(core, { kind: 'tags', from: core.instanceId, prefix: item.prefix, tags: [item.tag] });
     } else {
-      await remote.deleteByPrefix(item.prefix);
+      await replayStep(() => remote.deleteByPrefix(item.prefix));
       await publish(core, { kind: 'clear', from: core.instanceId, prefix: item.prefix });
     }
   }
   if (keys.length > 0) {
-    await remote.deleteMany(
-      keys.map((k) => k.fullKey),
-      keys.map((k) => lockKeyFor(k.prefix, k.fullKey)),
+    await replayStep(() =>
+      remote.deleteMany(
+        keys.map((k) => k.fullKey),
+        keys.map((k) => lockKeyFor(k.prefix, k.fullKey)),
+      ),
     );
     // Published even with tracking on: instances that kept copies through the outage must hear of these now.
     for (let i = 0; i < keys.length; i += MAX_KEYS_PER_MESSAGE) {
@@ -1325,7 +1356,7 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
     }
     dataReadyBefore = true;
     enableTracking();
-    scheduleReplay(core);
+    void scheduleReplay(core);
   });
   const channels = [core.loadedChannel, ...(core.busChannel === undefined ? [] : [core.busChannel])];
   return new Subscriber(remote.client, {
@@ -1358,7 +1389,7 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
       enableTracking();
     },
     // Redis answers: invalidations queued during an outage go now, even if this instance makes no call of its own.
-    onAlive: () => scheduleReplay(core),
+    onAlive: () => void scheduleReplay(core),
     onSilent: () => {
       core.trackingActive = false;
       if (core.busChannel !== undefined) flushMemory(core);
@@ -1456,10 +1487,10 @@ export function createCache(options: CacheOptions = {}): Cache {
     replay: bus === false ? undefined : new ReplayQueue(bus.replayMax),
     trackingActive: false,
     echoes: new Map(),
-    replaying: false,
+    replaying: undefined,
     closing: undefined,
   };
-  breaker?.on('close', () => scheduleReplay(core));
+  breaker?.on('close', () => void scheduleReplay(core));
   if (remote instanceof RedisTier && (bus !== false || resolved.lock !== false)) {
     core.subscriber = connectSubscriber(core, remote, bus);
   }

@@ -168,4 +168,17 @@ describe('the data still in Redis after the outage (CLIENT PAUSE, the breaker op
     expect(await servedOld(a, ALL)).toEqual(KEPT);
     expect(a.stats().bus).toMatchObject({ replayPending: 0, replayed: DELETED.length + 1 });
   });
+
+  it('A’s first reads once Redis answers do not bring back what A invalidated during the outage', async () => {
+    const { a, b } = await outage(60_000);
+    // Past the breaker's openMs: A's next Redis call is its probe.
+    await sleep(350);
+    expect(await servedOld(a, ALL)).toEqual(KEPT);
+    for (const key of [...DELETED, ...TAGGED]) expect(await a.getWithMeta(key), key).toBeUndefined();
+    await waitFor('B to stop serving the invalidated copies', async () => (await heldOld(b, ALL)).length === 1, {
+      timeoutMs: 5000,
+    });
+    expect(await servedOld(b, ALL)).toEqual(KEPT);
+    expect(a.stats().breaker?.state).toBe('closed');
+  });
 });
