@@ -667,6 +667,9 @@ class TierCache implements Cache {
     const controller = new AbortController();
     const lockKey = lockKeyFor(this.prefix, fullKey);
 
+    // The lock this load still holds: '' once the hard timeout has given it up (the late result is then stored
+    // without it, guarded by its creation time alone, as a load without the lock is).
+    let held = token;
     // A long loader keeps its lock: extended every third of its TTL, stopped when the loader settles.
     let extender: NodeJS.Timeout | undefined;
     if (token !== '' && cacheOptions.lock !== false) {
@@ -682,10 +685,10 @@ class TierCache implements Cache {
 
     const loaded = (async () => loader({ key, signal: controller.signal }))();
     const stored = loaded.then(
-      (value) => this.#storeLoaded(key, fullKey, value, options, startedAt, token, loadToken, degraded),
+      (value) => this.#storeLoaded(key, fullKey, value, options, startedAt, held, loadToken, degraded),
       async (error: unknown) => {
         counters.loaderErrors++;
-        if (token !== '') await this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, token));
+        if (held !== '') await this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, held));
         throw error;
       },
     );
@@ -720,8 +723,13 @@ class TierCache implements Cache {
         timers.push(
           setTimeout(() => {
             controller.abort(new LoaderTimeoutError(`The loader of \`${key}\` took longer than ${hardTimeout} ms`));
-            // The lock goes now so other processes can try; the late result is still stored, without it.
-            if (token !== '') void this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, token));
+            // The lock goes now so other processes can try; the late result is still stored, without it (with the
+            // token, the write would find the lock gone and be refused as an invalidated load's).
+            if (held !== '') {
+              held = '';
+              clearInterval(extender);
+              void this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, token));
+            }
             answer(() =>
               stale !== undefined
                 ? resolve(this.#serveStale(stale))
