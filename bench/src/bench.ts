@@ -77,6 +77,7 @@ export interface BenchResult {
     readonly cpus: number;
     readonly cpuModel: string;
     readonly loadAverageAtStart: readonly number[];
+    readonly loadAverageAtEnd: readonly number[];
     readonly memoryMb: number;
   };
   readonly redis: { readonly version: string; readonly port: number };
@@ -201,6 +202,7 @@ export async function runBench(
       cpus: cpus.length,
       cpuModel: cpus[0]?.model ?? 'unknown',
       loadAverageAtStart,
+      loadAverageAtEnd: os.loadavg().map((n) => Math.round(n * 100) / 100),
       memoryMb: Math.round(os.totalmem() / 2 ** 20),
     },
     redis: { version: server.version, port: server.port },
@@ -210,6 +212,8 @@ export async function runBench(
   };
   mkdirSync(dirname(options.json), { recursive: true });
   writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
-  log(`wrote ${options.json} in ${(result.elapsedMs / 1000).toFixed(1)} s`);
+  log(
+    `wrote ${options.json} in ${(result.elapsedMs / 1000).toFixed(1)} s; load average ${loadAverageAtStart.join(' ')} at start, ${result.machine.loadAverageAtEnd.join(' ')} at end`,
+  );
   return result;
 }

@@ -89,12 +89,14 @@ interface Plan {
   readonly calls: number;
   readonly intervalMs: number;
   readonly capMs: number;
+  /** How long close() may take before the bench moves on. */
+  readonly closeCapMs: number;
 }
 
 function plan(config: BenchConfig): Plan {
   return config.mode === 'full'
-    ? { calls: 200, intervalMs: 5, capMs: 5000 }
-    : { calls: 20, intervalMs: 10, capMs: 500 };
+    ? { calls: 200, intervalMs: 5, capMs: 5000, closeCapMs: 2000 }
+    : { calls: 20, intervalMs: 10, capMs: 500, closeCapMs: 300 };
 }
 
 /** Fires `calls` getOrSet calls at a steady pace (open loop, as traffic arrives), each on its own cold key. */
@@ -126,12 +128,10 @@ function summarize(outcomes: readonly Outcome[], capMs: number): string {
   return parts.join(', ');
 }
 
-const CLOSE_CAP_MS = 2000;
-
 /** Closes a system but gives up after a while: some clients never settle close() while their server is gone. */
-async function closeWithin(opened: Opened): Promise<string | undefined> {
-  const outcome = await capped(() => opened.close(), CLOSE_CAP_MS);
-  if (outcome.status === 'capped') return `close() still pending after ${CLOSE_CAP_MS / 1000} s`;
+async function closeWithin(opened: Opened, capMs: number): Promise<string | undefined> {
+  const outcome = await capped(() => opened.close(), capMs);
+  if (outcome.status === 'capped') return `close() still pending after ${capMs / 1000} s`;
   if (outcome.status === 'error') return `close() rejected: ${outcome.error}`;
   return undefined;
 }
@@ -173,7 +173,7 @@ export const w7paused: Workload = {
     const rows: Row[] = [];
     const admin = await openIoredis(config.redis);
     // The pause outlasts the whole firing window plus the cap, so a call that waits for Redis hits the cap.
-    const pauseMs = p.calls * p.intervalMs + p.capMs + 500;
+    const pauseMs = p.calls * p.intervalMs + p.capMs + (config.mode === 'full' ? 500 : 200);
     try {
       for (const system of SYSTEMS.filter((s) => select(s.system))) {
         let opened: Opened | undefined;
@@ -186,13 +186,19 @@ export const w7paused: Workload = {
           const { outcomes, loads } = await fire(opened, p, system.system.replace(/\W+/g, '-'));
           await sleep(Math.max(0, pauseMs - (performance.now() - pausedAt)) + 100);
           rows.push(
-            row(system, outcomes, loads, p, [opened.report?.(), await closeWithin(opened)].filter(Boolean).join('; ')),
+            row(
+              system,
+              outcomes,
+              loads,
+              p,
+              [opened.report?.(), await closeWithin(opened, p.closeCapMs)].filter(Boolean).join('; '),
+            ),
           );
           opened = undefined;
         } catch (error) {
           rows.push(failedRow(system, error));
         } finally {
-          if (opened) await closeWithin(opened);
+          if (opened) await closeWithin(opened, p.closeCapMs);
         }
       }
     } finally {
@@ -229,13 +235,19 @@ export const w7absent: Workload = {
         opened = await system.open(dead, false);
         const { outcomes, loads } = await fire(opened, p, `absent-${system.system.replace(/\W+/g, '-')}`);
         rows.push(
-          row(system, outcomes, loads, p, [opened.report?.(), await closeWithin(opened)].filter(Boolean).join('; ')),
+          row(
+            system,
+            outcomes,
+            loads,
+            p,
+            [opened.report?.(), await closeWithin(opened, p.closeCapMs)].filter(Boolean).join('; '),
+          ),
         );
         opened = undefined;
       } catch (error) {
         rows.push(failedRow(system, error));
       } finally {
-        if (opened) await closeWithin(opened);
+        if (opened) await closeWithin(opened, p.closeCapMs);
       }
     }
     return {
