@@ -11,7 +11,7 @@ import { createServiceCache, redactUrl, waitForRedis } from './plugins/cache.js'
 try {
   const config = loadConfig();
   const db = await openDb(config.database);
-  const { cache } = createServiceCache(config);
+  const cache = createServiceCache(config);
   try {
     await migrate(db);
     if (!config.cacheDisabled && !(await waitForRedis(cache, 3000))) {

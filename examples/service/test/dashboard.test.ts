@@ -16,8 +16,8 @@ const DOCS_SCREENSHOT = fileURLToPath(new URL('../../../docs/img/dashboard.png',
 
 /** `UPDATE_SCREENSHOT=1` runs longer, so the picture in the docs has a minute of history on both sides of the outage. */
 const UPDATING = process.env['UPDATE_SCREENSHOT'] === '1';
-const BEFORE_OUTAGE_MS = UPDATING ? 40_000 : 6000;
-const AFTER_OUTAGE_MS = UPDATING ? 20_000 : 4000;
+const BEFORE_OUTAGE_MS = UPDATING ? 40_000 : 4000;
+const AFTER_OUTAGE_MS = UPDATING ? 20_000 : 2000;
 
 /**
  * Requests from four loops until stopped, so the charts have something to show: mostly product pages (hits after the

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +9,6 @@ import { eventually, freePort } from './helpers/net.js';
 import { RedisServer } from './helpers/redis.js';
 
 const SERVICE_DIR = fileURLToPath(new URL('..', import.meta.url));
-const TSX = createRequire(import.meta.url).resolve('tsx/cli');
 
 describe('main.ts, the process npm start runs', () => {
   let redis: RedisServer;
@@ -27,7 +25,7 @@ describe('main.ts, the process npm start runs', () => {
 
   it('serves, then on SIGTERM stops its jobs, closes cache and database, and exits 0', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [TSX, 'src/main.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: SERVICE_DIR,
       env: {
         ...process.env,

@@ -1,4 +1,4 @@
-import { ConfigurationError, createCache } from 'tiercache';
+import { createCache } from 'tiercache';
 import type { Cache, CacheOptions, CacheStats, ReadResult, SetOptions } from 'tiercache';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
@@ -22,46 +22,27 @@ export interface CacheStatus {
   readonly shared: boolean;
 }
 
-/**
- * Fields of `stats()` that arrive with later library issues (breaker: issue 4; bus: issue 5). Read structurally so the
- * service and its dashboard pick them up as soon as the library reports them.
- */
-export type LiveStats = CacheStats & {
-  readonly breaker?: { readonly state: string } | null;
-  readonly bus?: unknown;
-};
-
 export function cacheOptions(config: Config): CacheOptions {
+  if (config.cacheDisabled) {
+    // No tier at all, so the baseline pays for every read; the routes bypass the cache then (`cached`).
+    return { prefix: config.cachePrefix, memory: false };
+  }
   return {
     prefix: config.cachePrefix,
     ttl: '5m',
-    // Disabled means no tier at all, so the baseline pays for every read; the routes bypass the cache then (`cached`).
-    ...(config.cacheDisabled ? { memory: false } : { redis: config.redisUrl }),
+    redis: config.redisUrl,
+    // The library's default with Redis, spelled out because the service depends on it: a write on one instance drops
+    // the copy in every other instance's memory tier (test/two-instances.test.ts).
+    bus: true,
   };
 }
 
-/**
- * The service's cache, with the bus on when this version of tiercache has one, so a write on one instance drops the
- * copy in every other instance's memory tier.
- *
- * SEAM(bus, issue 5): until the library accepts `bus`, `createCache` refuses it as an unknown option and the cache is
- * created without it (each instance then serves its memory copy of a changed entry until that copy's TTL). When the
- * bus lands, replace this probe with `bus: true` in `cacheOptions`.
- */
-export function createServiceCache(config: Config): { cache: Cache; bus: boolean } {
-  const options = cacheOptions(config);
-  if (config.cacheDisabled) return { cache: createCache(options), bus: false };
-  try {
-    return { cache: createCache({ ...options, bus: true } as CacheOptions), bus: true };
-  } catch (error) {
-    // Options without the bus are known to be valid: if they throw too, that error is the real one.
-    if (!(error instanceof ConfigurationError)) throw error;
-    return { cache: createCache(options), bus: false };
-  }
+export function createServiceCache(config: Config): Cache {
+  return createCache(cacheOptions(config));
 }
 
 export function cacheStatus(cache: Cache): CacheStatus {
-  const stats = cache.stats() as LiveStats;
+  const stats = cache.stats();
   const breaker = stats.breaker?.state ?? null;
   return { redis: stats.redis.state, breaker, shared: stats.redis.state === 'ready' && breaker !== 'open' };
 }
@@ -124,12 +105,7 @@ export interface CachePluginOptions extends Record<string, unknown> {
 }
 
 export const cachePlugin = shared<CachePluginOptions>('cache', async (app, { config }) => {
-  const { cache, bus } = createServiceCache(config);
-  if (!config.cacheDisabled && !bus) {
-    app.log.info(
-      'cache bus: not available in this tiercache version; other instances keep their memory copies until TTL',
-    );
-  }
+  const cache = createServiceCache(config);
   const unwatch = config.cacheDisabled ? () => {} : watchRedis(cache, config.redisUrl, app.log);
   if (config.cacheDisabled) app.log.warn('CACHE_DISABLED is set: every read goes to the database');
   app.decorate('cache', cache);
