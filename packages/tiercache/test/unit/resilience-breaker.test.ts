@@ -11,7 +11,7 @@ import {
   SerializationError,
   createCache,
 } from '../../src/index.js';
-import type { Cache } from '../../src/index.js';
+import type { BreakerTransition, Cache } from '../../src/index.js';
 import type { AlertNotification } from '../../src/observability/alerts.js';
 import { ChaosRemoteTier, FakeClock, InMemoryRemoteTier } from '../../src/testing/index.js';
 
@@ -204,19 +204,49 @@ describe('while open', () => {
     expect(snapshot(cache).failuresInWindow).toBe(0);
   });
 
-  it('shows its state and transitions in stats() and its alerts carry what opened it', async () => {
+  it('announces each transition as a cache event, in stats() and as an alert, with what opened it', async () => {
     const { cache, chaos, clock, alerts } = setup();
+    const events: string[] = [];
+    const transitions: BreakerTransition[] = [];
+    const disposers = (['breaker:open', 'breaker:half-open', 'breaker:close'] as const).map((name) =>
+      cache.on(name, (transition) => {
+        events.push(name);
+        transitions.push(transition);
+      }),
+    );
     expect(snapshot(cache)).toMatchObject({ state: 'closed', transitions: { open: 0, halfOpen: 0, close: 0 } });
-    await openBreaker(cache, chaos, clock);
+    const openedAt = await openBreaker(cache, chaos, clock);
+    expect(transitions[0]).toMatchObject({
+      state: 'open',
+      previous: 'closed',
+      reason: 'threshold',
+      at: openedAt,
+      nextProbeAt: openedAt + OPEN_MS,
+      failures: THRESHOLD,
+      distinctKeys: THRESHOLD,
+    });
     const opened = alerts.find((a) => a.kind === 'breaker-open');
     expect(opened?.message).toContain('threshold');
-    expect(opened?.time).toBe(clock.now());
+    expect(opened?.time).toBe(openedAt);
+
     clock.advance(OPEN_MS);
     chaos.heal();
     await cache.get('probe');
+    expect(events).toEqual(['breaker:open', 'breaker:half-open', 'breaker:close']);
+    expect(transitions.map((t) => [t.reason, t.at])).toEqual([
+      ['threshold', openedAt],
+      ['open-elapsed', openedAt + OPEN_MS],
+      ['probe-succeeded', openedAt + OPEN_MS],
+    ]);
     expect(snapshot(cache)).toMatchObject({ state: 'closed', transitions: { open: 1, halfOpen: 1, close: 1 } });
     const redisErrors = alerts.filter((a) => a.kind === 'redis-error');
     expect(redisErrors.map((a) => a.key)).toEqual(Array.from({ length: THRESHOLD }, (_, i) => `opening-${i}`));
     expect(redisErrors.every((a) => a.error instanceof ConnectionError)).toBe(true);
+
+    // A disposed listener hears nothing more; the breaker still counts.
+    for (const dispose of disposers) dispose();
+    await openBreaker(cache, chaos, clock);
+    expect(events).toHaveLength(3);
+    expect(snapshot(cache).transitions.open).toBe(2);
   });
 });
