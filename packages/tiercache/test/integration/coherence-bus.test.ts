@@ -225,3 +225,24 @@ describe('a subscriber that is connected but hears nothing', () => {
     expect(await b.getWithMeta('k')).toMatchObject({ value: 'cached', source: 'memory' });
   });
 });
+
+describe('what bounds a lost invalidation', () => {
+  it('memory.maxTtl: with the bus off, another instance’s change reaches B once B’s copy reaches maxTtl', async () => {
+    const prefix = uniquePrefix('max-ttl');
+    const a = await open(prefix, { bus: false });
+    const b = await open(prefix, { bus: false, memory: { maxTtl: 300 } });
+    await a.set('k', 'old', { ttl: '1h' });
+    expect(await b.get('k')).toBe('old');
+    const cachedAt = performance.now();
+    await a.set('k', 'new', { ttl: '1h' });
+    // Nothing tells B: it serves its copy, but not past maxTtl.
+    expect(await b.getWithMeta('k')).toMatchObject({ value: 'old', source: 'memory' });
+    await waitFor('B to read the new value', async () => (await b.get('k')) === 'new', {
+      timeoutMs: 2000,
+      intervalMs: 10,
+    });
+    const servedOldFor = performance.now() - cachedAt;
+    expect(servedOldFor).toBeGreaterThanOrEqual(250);
+    expect(servedOldFor).toBeLessThan(1000);
+  });
+});
