@@ -219,23 +219,78 @@ describe('a load that a newer write or a delete overtook', () => {
 describe('a lock TTL shorter than a live loader', () => {
   it('is extended while the loader runs, so a second instance waits instead of loading again', async () => {
     const prefix = uniquePrefix('extended');
-    const [a, b] = three(await instances(3, prefix, { lock: { ttlMs: 200, waitMs: 5000 } }));
+    // A third of the TTL between extensions leaves room for a loaded machine's late timers.
+    const [a, b] = three(await instances(3, prefix, { lock: { ttlMs: 500, waitMs: 5000 } }));
     const lockKey = lockKeyFor(prefix, `${prefix}k`);
     let loads = 0;
     const slow = async () => {
       loads++;
-      await sleep(1000);
+      await sleep(1600);
       return 'slow value';
     };
     const first = a.getOrSetWithMeta('k', slow);
     await waitFor('the lock', async () => (await raw.exists(lockKey)) === 1);
-    // Five TTLs later the lock is still there, extended by its live holder.
-    await sleep(600);
+    // More than two TTLs later the lock is still there, extended by its live holder.
+    await sleep(1100);
     expect(await raw.exists(lockKey)).toBe(1);
     const second = b.getOrSetWithMeta('k', slow);
     expect(await first).toMatchObject({ value: 'slow value', source: 'origin' });
     expect(await second).toMatchObject({ value: 'slow value', source: 'redis' });
     expect(loads).toBe(1);
     expect(b.stats().lock).toMatchObject({ acquired: 0, waits: 1, waitTimeouts: 0 });
+  });
+});
+
+describe('waiting for another instance’s load', () => {
+  it('is woken by the holder’s publish as soon as the value lands, not by the next poll', async () => {
+    const prefix = uniquePrefix('woken');
+    // The default lock TTL (10 s) makes the fallback poll 250 ms: a wake-up by polling would show.
+    const [a, b] = three(await instances(3, prefix));
+    await waitFor('both subscribers', async () => {
+      const reply = (await raw.pubsub('NUMSUB', `${prefix}__loaded`)) as [string, number];
+      return Number(reply[1]) >= 3;
+    });
+    const load = gatedLoader<string>();
+    const holder = a.getOrSetWithMeta('k', load.loader);
+    await load.started;
+    let wokenAt = 0;
+    const waiter = b
+      .getOrSetWithMeta('k', () => 'b must not load')
+      .then((result) => {
+        wokenAt = performance.now();
+        return result;
+      });
+    await waitFor('b to wait', () => b.stats().lock.waits === 1);
+    // Off the poll's beat: the next poll is at least 100 ms away.
+    await sleep(120);
+    const landedAt = performance.now();
+    load.finish('from a');
+    expect(await holder).toMatchObject({ value: 'from a', source: 'origin' });
+    expect(await waiter).toMatchObject({ value: 'from a', source: 'redis' });
+    const latency = wokenAt - landedAt;
+    console.info(`[figures] lock waiter in another instance woken ${latency.toFixed(1)} ms after the value landed`);
+    expect(latency).toBeLessThan(100);
+  });
+
+  it('gives up after lock.waitMs and loads itself, leaving the other holder’s lock alone', async () => {
+    const prefix = uniquePrefix('wait-out');
+    const [a] = three(await instances(3, prefix, { lock: { ttlMs: 10_000, waitMs: 300 } }));
+    const lockKey = lockKeyFor(prefix, `${prefix}k`);
+    // A holder somewhere that never finishes (and has not died: its lock stays).
+    await raw.set(lockKey, 'another process', 'PX', 10_000);
+    const started = performance.now();
+    expect(await a.getOrSetWithMeta('k', () => 'loaded anyway')).toMatchObject({
+      value: 'loaded anyway',
+      source: 'origin',
+    });
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(300);
+    // waitMs, then at most one poll (250 ms at this TTL) and the load, with room for the machine.
+    expect(waited).toBeLessThan(300 + 250 + 300);
+    expect(a.stats().lock).toMatchObject({ acquired: 0, waits: 1, waitTimeouts: 1 });
+    expect(await raw.get(lockKey)).toBe('another process');
+    // Written without the lock: availability wins over dedupe.
+    expect(await a.get('k')).toBe('loaded anyway');
+    expect(await raw.exists(`${prefix}k`)).toBe(1);
   });
 });
