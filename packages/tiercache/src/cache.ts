@@ -115,6 +115,11 @@ interface Core {
   /** One load per full key per process; the entry stays until the loader itself settles. */
   readonly inflight: Map<string, Promise<ReadResult<unknown>>>;
   /**
+   * Background refreshes by full key, one per key per process. Kept apart from `inflight` so that a hit arriving while
+   * one runs is answered from its own copy instead of waiting for the loader; a miss joins it (see #load).
+   */
+  readonly refreshing: Map<string, Promise<ReadResult<unknown>>>;
+  /**
    * Loads in flight by full key, each with a token of its own. A write or delete of the key replaces or removes the
    * token, and a load whose token is gone keeps its result out of both tiers (it was loaded before the change).
    */
@@ -517,11 +522,12 @@ class TierCache implements Cache {
     stale: Entry | undefined,
     refresh: boolean,
   ): Promise<ReadResult<unknown>> {
-    const { inflight, background } = this.#core;
+    const { background } = this.#core;
+    const registry = refresh ? this.#core.refreshing : this.#core.inflight;
     const flight: Flight = { running: undefined };
     const answer = this.#load(key, fullKey, loader, options, stale, refresh, flight);
     const leave = (): void => {
-      if (inflight.get(fullKey) === answer) inflight.delete(fullKey);
+      if (registry.get(fullKey) === answer) registry.delete(fullKey);
     };
     const onSettled = (): void => {
       const running = flight.running;
@@ -533,7 +539,7 @@ class TierCache implements Cache {
       });
     };
     answer.then(onSettled, onSettled);
-    inflight.set(fullKey, answer);
+    registry.set(fullKey, answer);
     return answer;
   }
 
@@ -563,6 +569,12 @@ class TierCache implements Cache {
       const fresh = this.#freshFromRemote(fullKey, found);
       if (fresh !== undefined) {
         counters.redisHits++;
+        // A hit from Redis past the refresh point refreshes too (memory off, or a copy memory no longer holds); on a
+        // later turn, once this flight has left the single-flight map.
+        if (options.refreshAhead !== undefined && found !== undefined) {
+          const entry = found.entry;
+          setImmediate(() => this.#maybeRefresh(key, fullKey, loader, options, entry, clock.now()));
+        }
         return fresh;
       }
       if (found !== undefined && (stale === undefined || found.entry.createdAt > stale.createdAt)) stale = found.entry;
@@ -575,6 +587,14 @@ class TierCache implements Cache {
     if (stale !== undefined && retryAt !== undefined) {
       if (clock.now() < retryAt) return this.#serveStale(stale);
       backoff.delete(fullKey);
+    }
+
+    // A miss while this process refreshes the key (the refresh outlived the copy): its result is this call's answer,
+    // rather than a second loader call here. Unless it ended without a value (another process refreshes): then on.
+    const refreshing = refresh ? undefined : this.#core.refreshing.get(fullKey);
+    if (refreshing !== undefined) {
+      const result = await refreshing.catch(() => undefined);
+      if (result?.source === 'origin' || result?.source === 'redis') return result;
     }
 
     const lock = degraded ? ({ kind: 'load', token: '' } as const) : await this.#acquireOrWait(key, fullKey, refresh);
@@ -862,11 +882,10 @@ class TierCache implements Cache {
     const refreshAhead = options.refreshAhead;
     if (refreshAhead === undefined || this.#core.closing) return;
     if (now < entry.createdAt + (entry.expiresAt - entry.createdAt) * refreshAhead) return;
-    if (this.#core.inflight.has(fullKey)) return;
+    if (this.#core.inflight.has(fullKey) || this.#core.refreshing.has(fullKey)) return;
     this.#core.counters.refreshes++;
-    this.#startLoad(key, fullKey, loader, options, entry, true).catch(() => {
-      // A failed refresh leaves the current copy in place; the failure is counted as a loader error.
-    });
+    // Tracked, so close() waits for it. A failed refresh leaves the current copy in place (a loader error, counted).
+    this.#inBackground(this.#startLoad(key, fullKey, loader, options, entry, true));
   }
 
   // ── the write path ─────────────────────────────────────────────────────────────────────────────────────────
@@ -1483,6 +1502,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     alert,
     alerts: gate,
     inflight: new Map(),
+    refreshing: new Map(),
     loading: new Map(),
     reads: new Map(),
     epoch: 0,
