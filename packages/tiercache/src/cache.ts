@@ -24,17 +24,17 @@ import type { Alert } from './observability/alerts.js';
 import { Emitter } from './observability/events.js';
 import type { CacheEvents, Disposer, Listener } from './observability/events.js';
 import { Counters } from './observability/stats.js';
-import type { CacheStats } from './observability/stats.js';
-import { DEFAULTS, resolveGetOrSetOptions, resolveSetOptions, validateOptions } from './options.js';
+import type { CacheStats, RedisState } from './observability/stats.js';
+import { DEFAULTS, resolveGetOrSetOptions, resolveSetOptions, toMs, validateOptions } from './options.js';
 import type { CacheOptions, GetOrSetOptions, ResolvedGetOrSetOptions, ResolvedOptions, SetOptions } from './options.js';
 import { CircuitBreaker, isOutageError, validateBreakerOptions } from './resilience/breaker.js';
-import type { AdmittedTicket } from './resilience/breaker.js';
+import type { AdmittedTicket, BreakerState } from './resilience/breaker.js';
 import { LockWaiters, lockKeyFor, lockToken } from './resilience/lock.js';
 import { EncodeError } from './serializer.js';
 import { LruMemoryTier } from './tiers/memory.js';
 import { RedisTier } from './tiers/redis.js';
 import { systemClock } from './types.js';
-import type { Clock, MemoryTier, RemoteTier, RemoteWrite } from './types.js';
+import type { Clock, Duration, MemoryTier, RemoteTier, RemoteWrite } from './types.js';
 
 /** Where a value came from. */
 export type Source = 'memory' | 'redis' | 'origin' | 'stale';
@@ -54,6 +54,14 @@ export interface LoaderContext {
 }
 
 export type Loader<T> = (context: LoaderContext) => T | Promise<T>;
+
+export interface CacheHealth {
+  readonly status: 'ok' | 'degraded';
+  readonly redis: RedisState;
+  readonly breaker: BreakerState | null;
+  /** Whether other instances' writes reach this one now (bus subscribed and tracking on), null without a bus. */
+  readonly coherent: boolean | null;
+}
 
 export interface MsetEntry<T = unknown> extends SetOptions {
   readonly key: string;
@@ -91,6 +99,16 @@ export interface Cache {
   /** A view whose keys live under `${prefix}${name}:`, sharing this cache's memory, connection and stats. */
   namespace(name: string): Cache;
   stats(): CacheStats;
+  /**
+   * What a health endpoint needs: `ok` when every configured tier works, `degraded` when Redis is configured but
+   * unreachable or cut off by the breaker (reads then fall back to memory and the loader). Synchronous, no I/O.
+   */
+  health(): CacheHealth;
+  /**
+   * Resolves true once Redis is connected, or false after `timeout` (default the Redis timeout × 10): for startup
+   * logs and readiness probes. Never needed for correctness — the cache works, degraded, before Redis answers.
+   */
+  ready(timeout?: Duration): Promise<boolean>;
   on<E extends keyof CacheEvents>(event: E, listener: Listener<E>): Disposer;
   /** Closes what the cache opened (not a Redis client you passed in). Shared by every namespace of the cache. */
   close(): Promise<void>;
@@ -146,6 +164,8 @@ interface Core {
   readonly replay: ReplayQueue | undefined;
   /** Redis is sending this instance every foreign write under the prefix (so key messages need not be published). */
   trackingActive: boolean;
+  /** The subscriber connection is subscribed (bus messages and tracking invalidations can arrive). */
+  subscriberReady: boolean;
   /** Tracking echoes of our own script writes still to come, by key, with the last value written (see expectEcho). */
   readonly echoes: Map<string, Echo>;
   /** The replay running now; it resolves with the outage error that stopped it, if one did. */
@@ -1062,6 +1082,35 @@ class TierCache implements Cache {
     return new TierCache(this.#core, `${this.prefix}${name}:`);
   }
 
+  health(): CacheHealth {
+    const { remote, breaker, busChannel } = this.#core;
+    const redis: RedisState = remote === undefined ? 'off' : remote.available ? 'ready' : 'unavailable';
+    const breakerState = breaker === undefined ? null : breaker.state;
+    const healthy = redis !== 'unavailable' && breakerState !== 'open';
+    return {
+      status: healthy ? 'ok' : 'degraded',
+      redis,
+      breaker: breakerState,
+      coherent: busChannel === undefined ? null : redis === 'ready' && this.#core.subscriberReady,
+    };
+  }
+
+  async ready(timeout?: Duration): Promise<boolean> {
+    const ms = timeout === undefined ? this.#core.options.redisTimeoutMs * 10 : toMs('timeout', timeout);
+    const remote = this.#core.remote;
+    if (remote === undefined || remote.available) return true;
+    if (!(remote instanceof RedisTier)) return false;
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        stop();
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(remote.available), ms);
+      const stop = remote.onReady(() => done(true));
+    });
+  }
+
   stats(): CacheStats {
     const { counters: c, memory, remote, inflight, breaker } = this.#core;
     return {
@@ -1411,6 +1460,7 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
     },
     onSubscribed: (clientId, resubscribed) => {
       subscriberId = clientId;
+      core.subscriberReady = true;
       if (resubscribed && core.busChannel !== undefined) flushMemory(core);
       core.trackingActive = false;
       enableTracking();
@@ -1419,6 +1469,7 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
     onAlive: () => void scheduleReplay(core),
     onSilent: () => {
       core.trackingActive = false;
+      core.subscriberReady = false;
       if (core.busChannel !== undefined) flushMemory(core);
     },
     onError: () => {
@@ -1514,6 +1565,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     busChannel: bus === false ? undefined : `${resolved.prefix}__bus`,
     replay: bus === false ? undefined : new ReplayQueue(bus.replayMax),
     trackingActive: false,
+    subscriberReady: false,
     echoes: new Map(),
     replaying: undefined,
     closing: undefined,

@@ -1,5 +1,5 @@
 export { createCache } from './cache.js';
-export type { Cache, Loader, LoaderContext, MsetEntry, ReadResult, Source } from './cache.js';
+export type { Cache, CacheHealth, Loader, LoaderContext, MsetEntry, ReadResult, Source } from './cache.js';
 export {
   CacheClosedError,
   CacheError,
