@@ -1410,15 +1410,27 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
   const { counters, options } = core;
   const tracking = bus !== false && bus.tracking && !remote.isCluster;
   let subscriberId: number | undefined;
+  // 'never' until tracking first comes on: from then on (or after a failed attempt), memory is flushed every time it
+  // comes on, since writes made while it was off were reported to nobody here (the other instances, tracking, do not
+  // publish key messages).
+  let trackingHistory: 'never' | 'failed' | 'was-on' = 'never';
+  let enabling = false;
   const enableTracking = (): void => {
-    if (!tracking || subscriberId === undefined || core.closing) return;
+    if (!tracking || subscriberId === undefined || core.closing || enabling) return;
     const id = subscriberId;
+    enabling = true;
     remote.enableTracking(id, options.prefix).then(
       (enabled) => {
-        core.trackingActive = enabled && subscriberId === id;
+        enabling = false;
+        if (!enabled || subscriberId !== id) return;
+        if (trackingHistory !== 'never') flushMemory(core);
+        trackingHistory = 'was-on';
+        core.trackingActive = true;
       },
       () => {
+        enabling = false;
         core.trackingActive = false;
+        if (trackingHistory === 'never') trackingHistory = 'failed';
         counters.connectionErrors++;
       },
     );
@@ -1466,7 +1478,11 @@ function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['
       enableTracking();
     },
     // Redis answers: invalidations queued during an outage go now, even if this instance makes no call of its own.
-    onAlive: () => void scheduleReplay(core),
+    onAlive: () => {
+      // Tracking that could not be switched on (a timeout, a refusal) is tried again rather than left off for good.
+      if (!core.trackingActive) enableTracking();
+      void scheduleReplay(core);
+    },
     onSilent: () => {
       core.trackingActive = false;
       core.subscriberReady = false;

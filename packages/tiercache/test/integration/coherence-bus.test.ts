@@ -205,6 +205,7 @@ describe('a subscriber that is connected but hears nothing', () => {
     const heartbeatMs = 150;
     const prefix = uniquePrefix('silent');
     const b = await open(prefix, { bus: { heartbeatMs }, timeouts: { redisMs: 50 } });
+    await waitFor('B to track', () => b.stats().bus?.tracking === true);
     await b.set('k', 'cached');
     expect(await b.getWithMeta('k')).toMatchObject({ source: 'memory' });
     const resetsBefore = b.stats().bus?.resets ?? 0;
@@ -244,5 +245,38 @@ describe('what bounds a lost invalidation', () => {
     const servedOldFor = performance.now() - cachedAt;
     expect(servedOldFor).toBeGreaterThanOrEqual(250);
     expect(servedOldFor).toBeLessThan(1000);
+  });
+});
+
+describe('tracking that could not be switched on', () => {
+  it('is retried on the next heartbeat, and memory read while it was off is flushed once it is on', async () => {
+    const prefix = uniquePrefix('tracking-retry');
+    // B's Redis user may not run CLIENT TRACKING (an ACL here; a timed-out command does the same).
+    await raw.call('ACL', 'SETUSER', 'coherence', 'on', '>secret', '~*', '&*', '+@all', '-client|tracking');
+    try {
+      const a = await open(prefix);
+      const b = await open(prefix, {
+        redis: `redis://coherence:secret@127.0.0.1:${redis.port}`,
+        bus: { heartbeatMs: 200 },
+      });
+      await waitFor('A to track', () => a.stats().bus?.tracking === true);
+      await waitFor('B to fail to', () => b.stats().redis.connectionErrors > 0);
+      expect(b.stats().bus?.tracking).toBe(false);
+
+      await a.set('k', 'old');
+      await waitFor('B to hold k in memory', async () => (await b.getWithMeta('k'))?.source === 'memory');
+      // A relies on tracking and publishes no key message; B, not tracking, does not hear of this write.
+      await a.set('k', 'new');
+      await sleep(100);
+      expect(await b.getWithMeta('k')).toMatchObject({ value: 'old', source: 'memory' });
+
+      await raw.call('ACL', 'SETUSER', 'coherence', '+client|tracking');
+      await waitFor('B to track', () => b.stats().bus?.tracking === true, { timeoutMs: 5000 });
+      expect(await b.get('k')).toBe('new');
+      await a.set('k', 'newer');
+      await waitFor('B to hear of the next write', async () => (await b.get('k')) === 'newer', { timeoutMs: 2000 });
+    } finally {
+      await raw.call('ACL', 'DELUSER', 'coherence');
+    }
   });
 });
