@@ -32,8 +32,8 @@ export interface Settings {
 
 /** Per mode, chosen so a full run fits 5 minutes and a quick one 30 s on the 2-core machine. */
 export const SETTINGS: Record<Mode, Settings> = {
-  full: { slices: 20, sliceMs: 120, warmupMs: 300, rounds: 5, budgetMs: 300_000 },
-  quick: { slices: 3, sliceMs: 40, warmupMs: 30, rounds: 2, budgetMs: 30_000 },
+  full: { slices: 40, sliceMs: 60, warmupMs: 300, rounds: 5, budgetMs: 300_000 },
+  quick: { slices: 4, sliceMs: 30, warmupMs: 30, rounds: 2, budgetMs: 30_000 },
 };
 
 export interface CliOptions {

@@ -42,6 +42,15 @@ interface Scale {
   readonly ticks: readonly number[];
 }
 
+/** The smallest of 0.25, 0.5, 1, 2, 5, 10, 20, 50, … that is at least `raw`. */
+function niceStep(raw: number): number {
+  if (raw <= 0.25) return 0.25;
+  if (raw <= 0.5) return 0.5;
+  const decade = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 5, 10]) if (m * decade >= raw) return m * decade;
+  return 10 * decade;
+}
+
 /** Linear from 0 unless the ratios span more than 30×, then log10 over whole decades. */
 function scaleFor(ratios: readonly number[]): Scale {
   const positive = ratios.filter((r) => r > 0);
@@ -54,8 +63,8 @@ function scaleFor(ratios: readonly number[]): Scale {
     for (let t = min; t <= max * 1.0001; t *= 10) ticks.push(t);
     return { log: true, min, max, ticks };
   }
-  const max = Math.max(1.25, Math.ceil(hi * 1.1 * 4) / 4);
-  const step = max > 4 ? 1 : max > 2 ? 0.5 : 0.25;
+  const step = niceStep(Math.max(1.25, hi * 1.1) / 6);
+  const max = Math.max(1.25, Math.ceil((hi * 1.1) / step) * step);
   const ticks: number[] = [];
   for (let t = 0; t <= max + 1e-9; t += step) ticks.push(Math.round(t * 100) / 100);
   return { log: false, min: 0, max, ticks };
@@ -121,7 +130,8 @@ export function renderChart(result: BenchResult): string {
   }
   const caption =
     `${result.mode} run of ${result.startedAt.slice(0, 16).replace('T', ' ')} UTC · Node ${result.machine.node} · ` +
-    `Redis ${result.redis.version} · ${result.machine.cpus} CPUs · load average at start ${result.machine.loadAverageAtStart.join(' ')}`;
+    `Redis ${result.redis.version} · ${result.machine.cpus} CPUs · load average at start ${result.machine.loadAverageAtStart.join(' ')}` +
+    ('rescored' in result ? ' · ratios: median of per-round ratios' : '');
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${top}" viewBox="0 0 ${WIDTH} ${top}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
     '<style>',

@@ -329,6 +329,19 @@ export const THROUGHPUT_COLUMNS: readonly Column[] = [
   { key: 'cpu', label: 'CPU/op', kind: 'duration' },
 ];
 
+/**
+ * The median over rounds of `rates[round] / reference[round]`. Each round measures every system within a fraction of
+ * a second, so a round's ratio compares two systems under the same load from elsewhere; the median of those ratios
+ * holds up when a shared machine swings between calm and busy, where a ratio of two medians does not.
+ */
+export function pairedRatio(rates: readonly number[], reference: readonly number[]): number | null {
+  const pairs = rates.flatMap((rate, round) => {
+    const ref = reference[round];
+    return ref === undefined || ref <= 0 ? [] : [rate / ref];
+  });
+  return pairs.length > 0 ? median(pairs) : null;
+}
+
 interface CaseState {
   readonly spec: ThroughputCase;
   op: Operation | undefined;
@@ -403,7 +416,7 @@ export async function runThroughput(
     }
   }
   const reference = states.find((s) => s.spec.role === 'reference');
-  const referenceRate = reference && reference.rates.length > 0 ? median(reference.rates) : NaN;
+  const referenceRates = reference?.rates ?? [];
   const rows: Row[] = states.map((state) => {
     const notes: string[] = [];
     if (state.spec.note) notes.push(state.spec.note);
@@ -425,7 +438,7 @@ export async function runThroughput(
         p99: state.recorder.count > 0 ? state.recorder.percentile(99) : null,
         cpu: state.cpu.length > 0 ? median(state.cpu) : null,
       },
-      ratio: rate === null || !Number.isFinite(referenceRate) ? null : rate / referenceRate,
+      ratio: pairedRatio(state.rates, referenceRates),
       reps: state.rates,
       ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
     };
@@ -443,7 +456,8 @@ export async function runThroughput(
     columns: THROUGHPUT_COLUMNS,
     rows,
     notes: [
-      `ops/s: median of ${config.slices} slices of ${config.sliceMs} ms per system, interleaved round-robin across systems (after a ${config.warmupMs} ms warm-up of each)${spec.rateLabel ? `; ${spec.rateLabel}` : ''}`,
+      `ops/s: median of ${config.slices} slices of ${config.sliceMs} ms per system; each round runs one slice of every system, round-robin (after a ${config.warmupMs} ms warm-up of each)${spec.rateLabel ? `; ${spec.rateLabel}` : ''}`,
+      `${`× ${reference?.spec.system ?? 'reference'}`}: median over rounds of the system's slice rate over the reference's in the same round`,
       latencyNote,
       'CPU/op: CPU time (user + system) of the bench process per operation, median over slices; waiting for Redis or for a core is not counted, so it moves less than ops/s on a busy machine',
     ],
