@@ -49,6 +49,8 @@ async function open(prefix: string, options: CacheOptions = {}): Promise<Cache> 
   const cache = createCache({ prefix, redis: proxy.url, timeouts: { redisMs: 5000 }, ...options });
   caches.push(cache);
   await waitFor('the cache to connect', () => cache.stats().redis.state === 'ready');
+  // Connection set-up (subscribe, CLIENT TRACKING) must be over before a test starts watching the commands sent.
+  if (options.bus !== false) await waitFor('tracking to be on', () => cache.stats().bus?.tracking === true);
   return cache;
 }
 
