@@ -229,26 +229,39 @@ type RemoteRead = RemoteEntry | undefined | typeof REDIS_DOWN;
 class TierCache implements Cache {
   readonly #core: Core;
   readonly prefix: string;
+  /** This view's prefix past the root prefix: '' for the cache itself, `users:` for its namespace `users`. */
+  readonly #relative: string;
 
   constructor(core: Core, prefix: string) {
     this.#core = core;
     this.prefix = prefix;
+    this.#relative = prefix.slice(core.options.prefix.length);
   }
 
   // ── helpers ────────────────────────────────────────────────────────────────────────────────────────────────
 
   #fullKey(key: unknown): string {
+    this.#check(key);
+    return this.prefix + key;
+  }
+
+  /** Throws unless `key` is a usable key of an open cache. */
+  #check(key: unknown): asserts key is string {
     if (typeof key !== 'string' || key.length === 0 || key.length > this.#core.options.maxKeyLength) {
       throw new InvalidKeyError(
         `Expected the key to be a non-empty string of at most ${this.#core.options.maxKeyLength} characters, got ${describeValue(key)}`,
       );
     }
     // Keys starting with `__` name the cache's own bookkeeping (stampede locks) under the same prefix.
-    if (key.startsWith('__')) {
+    if (key.charCodeAt(0) === 95 && key.charCodeAt(1) === 95) {
       throw new InvalidKeyError(`Keys starting with \`__\` are reserved for tiercache, got ${describeValue(key)}`);
     }
     if (this.#core.closing) throw new CacheClosedError();
-    return this.prefix + key;
+  }
+
+  /** The key as the memory tier stores it: relative to the root prefix, so the root cache uses the key as is. */
+  #memoryKey(key: string): string {
+    return this.#relative === '' ? key : this.#relative + key;
   }
 
   #report(operation: CacheEvents['error']['operation'], key: string | undefined, error: CacheError): void {
@@ -402,42 +415,41 @@ class TierCache implements Cache {
   // ── the read path ──────────────────────────────────────────────────────────────────────────────────────────
 
   get<T = unknown>(key: string): Promise<T | undefined> {
-    let fullKey: string;
     try {
-      fullKey = this.#fullKey(key);
+      this.#check(key);
     } catch (error) {
       return Promise.reject(error as Error);
     }
     const memory = this.#core.memory;
     if (memory !== undefined) {
       const now = this.#core.clock.now();
-      const entry = memory.get(fullKey, now);
+      const entry = memory.getRelative(this.#memoryKey(key), now);
       // Not async on purpose: an L1 hit returns an already-resolved promise without a trip through the async path.
       if (entry !== undefined && now < entry.expiresAt) {
         this.#core.counters.memoryHits++;
         return Promise.resolve(entry.value as T);
       }
     }
-    return this.#getSlow(key, fullKey).then((result) => result?.value as T | undefined);
+    return this.#getSlow(key, this.prefix + key).then((result) => result?.value as T | undefined);
   }
 
   getWithMeta<T = unknown>(key: string): Promise<ReadResult<T> | undefined> {
-    let fullKey: string;
     try {
-      fullKey = this.#fullKey(key);
+      this.#check(key);
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    const hit = this.#memoryHit(fullKey);
+    const hit = this.#memoryHit(key);
     if (hit !== undefined) return Promise.resolve(hit as ReadResult<T>);
-    return this.#getSlow(key, fullKey) as Promise<ReadResult<T> | undefined>;
+    return this.#getSlow(key, this.prefix + key) as Promise<ReadResult<T> | undefined>;
   }
 
-  #memoryHit(fullKey: string): ReadResult<unknown> | undefined {
+  /** An L1 hit for `key` (unprefixed), fresh, as a read result. */
+  #memoryHit(key: string): ReadResult<unknown> | undefined {
     const memory = this.#core.memory;
     if (memory === undefined) return undefined;
     const now = this.#core.clock.now();
-    const entry = memory.get(fullKey, now);
+    const entry = memory.getRelative(this.#memoryKey(key), now);
     if (entry === undefined || now >= entry.expiresAt) return undefined;
     this.#core.counters.memoryHits++;
     return { value: entry.value, source: 'memory', expiresInMs: entry.expiresAt - now };
@@ -461,7 +473,7 @@ class TierCache implements Cache {
     const out = new Array<T | undefined>(keys.length).fill(undefined);
     const missing: number[] = [];
     for (let i = 0; i < fullKeys.length; i++) {
-      const hit = this.#memoryHit(fullKeys[i] as string);
+      const hit = this.#memoryHit(keys[i] as string);
       if (hit === undefined) missing.push(i);
       else out[i] = hit.value as T;
     }
@@ -496,10 +508,9 @@ class TierCache implements Cache {
   }
 
   getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>> {
-    let fullKey: string;
     let resolved: ResolvedGetOrSetOptions;
     try {
-      fullKey = this.#fullKey(key);
+      this.#check(key);
       if (typeof loader !== 'function') {
         throw new ConfigurationError(`Expected the loader to be a function, got ${describeValue(loader)}`);
       }
@@ -511,17 +522,19 @@ class TierCache implements Cache {
     let staleInMemory: Entry | undefined;
     if (memory !== undefined) {
       const now = clock.now();
-      const entry = memory.get(fullKey, now);
+      const entry = memory.getRelative(this.#memoryKey(key), now);
       if (entry !== undefined) {
         if (now < entry.expiresAt) {
           counters.memoryHits++;
-          if (resolved.refreshAhead !== undefined)
-            this.#maybeRefresh(key, fullKey, loader as Loader<unknown>, resolved, entry, now);
+          if (resolved.refreshAhead !== undefined) {
+            this.#maybeRefresh(key, this.prefix + key, loader as Loader<unknown>, resolved, entry, now);
+          }
           return Promise.resolve({ value: entry.value as T, source: 'memory', expiresInMs: entry.expiresAt - now });
         }
         staleInMemory = entry;
       }
     }
+    const fullKey = this.prefix + key;
     const running = inflight.get(fullKey);
     if (running !== undefined) return running as Promise<ReadResult<T>>;
     return this.#startLoad(key, fullKey, loader as Loader<unknown>, resolved, staleInMemory, false) as Promise<
@@ -1525,7 +1538,11 @@ export function createCache(options: CacheOptions = {}): Cache {
   const memory =
     resolved.memory === false
       ? undefined
-      : new LruMemoryTier<Entry>({ maxEntries: resolved.memory.maxEntries, maxBytes: resolved.memory.maxBytes });
+      : new LruMemoryTier<Entry>({
+          maxEntries: resolved.memory.maxEntries,
+          maxBytes: resolved.memory.maxBytes,
+          root: resolved.prefix,
+        });
   const remote =
     resolved.redis === undefined
       ? undefined

@@ -11,12 +11,14 @@ export const systemClock: Clock = { now: () => Date.now() };
 export type Duration = number | string;
 
 /**
- * The in-process tier. Synchronous on purpose: an L1 hit never awaits. Stores entries by their full key
- * (prefix included) so that namespaces share one bounded LRU.
+ * The in-process tier. Synchronous on purpose: an L1 hit never awaits. Takes full keys (prefix included), so that
+ * namespaces share one bounded LRU, and may store them relative to a root prefix they all start with.
  */
 export interface MemoryTier<V> {
   /** `now` is passed in so one read of the clock serves the whole lookup. */
   get(key: string, now: number): V | undefined;
+  /** `get` by the key relative to the tier's root prefix (the hot path: no string is built for the lookup). */
+  getRelative(key: string, now: number): V | undefined;
   /** `size` is the approximate byte size of the encoded entry; `until` the time after which the copy is dropped. */
   set(key: string, value: V, size: number, until: number): void;
   delete(key: string): boolean;
