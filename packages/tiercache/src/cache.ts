@@ -32,7 +32,7 @@ import type { AdmittedTicket, BreakerState } from './resilience/breaker.js';
 import { LockWaiters, lockKeyFor, lockToken } from './resilience/lock.js';
 import { EncodeError } from './serializer.js';
 import { LruMemoryTier } from './tiers/memory.js';
-import { RedisTier } from './tiers/redis.js';
+import { RedisTier, toCacheError } from './tiers/redis.js';
 import { systemClock } from './types.js';
 import type { Clock, Duration, MemoryTier, RemoteTier, RemoteWrite } from './types.js';
 
@@ -181,6 +181,9 @@ function exceedsBytes(encoded: string, max: number): boolean {
 }
 
 const MAX_BACKOFF_KEYS = 10_000;
+
+const VALUE_OF = new WeakMap<Promise<ReadResult<unknown>>, Promise<unknown>>();
+const valueOf = (result: ReadResult<unknown>): unknown => result.value;
 /** How long close() waits for loads and refreshes in flight before closing connections under them. */
 const CLOSE_WAIT_MS = 1_000;
 
@@ -318,7 +321,7 @@ class TierCache implements Cache {
       if (this.#core.replay !== undefined && this.#core.replay.size > 0) void scheduleReplay(this.#core);
       return { ok: true, value };
     } catch (caught) {
-      const error = caught instanceof CacheError ? caught : new ConnectionError(String(caught), { cause: caught, key });
+      const error = toCacheError(caught, key);
       if (ticket) {
         if (isOutageError(error)) breaker?.failure(ticket, key);
         else breaker?.success(ticket);
@@ -329,8 +332,8 @@ class TierCache implements Cache {
   }
 
   /** Decodes what Redis returned; a corrupt, oversize or unknown-version entry is a miss, counted. */
-  #decode(key: string, raw: string | undefined): Entry | undefined {
-    if (raw === undefined) return undefined;
+  #decode(key: string, raw: string | null | undefined): Entry | undefined {
+    if (raw === undefined || raw === null) return undefined;
     if (exceedsBytes(raw, this.#core.options.maxValueBytes)) {
       this.#report('decode', key, new SerializationError(`The stored entry exceeds maxValueBytes`, { key }));
       return undefined;
@@ -398,7 +401,7 @@ class TierCache implements Cache {
     if (!outcome.ok) return this.#core.remote === undefined ? undefined : REDIS_DOWN;
     const raw = outcome.value;
     const entry = this.#decode(key, raw);
-    if (entry === undefined || raw === undefined) return undefined;
+    if (entry === undefined || raw === undefined || raw === null) return undefined;
     if (this.#core.clock.now() >= entry.graceUntil) return undefined;
     return { entry, size: raw.length, keep };
   }
@@ -492,7 +495,7 @@ class TierCache implements Cache {
     missing.forEach((index, j) => {
       const raw = outcome.value[j];
       const entry = this.#decode(keys[index] as string, raw);
-      if (entry === undefined || raw === undefined || now >= entry.expiresAt) {
+      if (entry === undefined || raw === undefined || raw === null || now >= entry.expiresAt) {
         counters.misses++;
         return;
       }
@@ -503,8 +506,16 @@ class TierCache implements Cache {
     return out;
   }
 
-  async getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T> {
-    return (await this.getOrSetWithMeta(key, loader, options)).value;
+  getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T> {
+    const answer = this.getOrSetWithMeta(key, loader, options);
+    // Callers joining one load share one `.then`, as they share the load: a stampede costs a continuation per
+    // caller, not two.
+    let value = VALUE_OF.get(answer);
+    if (value === undefined) {
+      value = answer.then(valueOf);
+      VALUE_OF.set(answer, value);
+    }
+    return value as Promise<T>;
   }
 
   getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>> {

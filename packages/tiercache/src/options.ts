@@ -457,8 +457,17 @@ export interface ResolvedSetOptions {
 const NO_TAGS: readonly string[] = Object.freeze([]);
 
 /** Per-call options over the cache's defaults. Called on every write, so it returns early for the common case. */
+const PLAIN_SET = new WeakMap<ResolvedOptions, ResolvedSetOptions>();
+
 export function resolveSetOptions(defaults: ResolvedOptions, options: SetOptions | undefined): ResolvedSetOptions {
-  if (options === undefined) return { ttl: defaults.ttl, grace: defaults.grace, tags: NO_TAGS };
+  if (options === undefined) {
+    let plain = PLAIN_SET.get(defaults);
+    if (plain === undefined) {
+      plain = Object.freeze({ ttl: defaults.ttl, grace: defaults.grace, tags: NO_TAGS });
+      PLAIN_SET.set(defaults, plain);
+    }
+    return plain;
+  }
   if (typeof options !== 'object' || options === null) {
     throw new ConfigurationError(`Expected the options argument to be an object, got ${describeValue(options)}`);
   }

@@ -35,6 +35,28 @@ function needsTagging(value: unknown, ancestors: unknown[], jsonDone = false): b
   }
   if (value === null) return false;
   if (ancestors.includes(value)) throw new EncodeError('a circular value cannot be cached');
+  // The common shapes first, told by their prototype: a plain object or an array skips the instanceof chain below.
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto === Array.prototype) {
+    const array = value as unknown[];
+    ancestors.push(array);
+    let tagged = false;
+    for (let i = 0; i < array.length; i++) if (needsTagging(array[i], ancestors)) tagged = true;
+    ancestors.pop();
+    return tagged;
+  }
+  if ((proto === Object.prototype || proto === null) && typeof (value as { toJSON?: unknown }).toJSON !== 'function') {
+    const object = value as Record<string, unknown>;
+    ancestors.push(object);
+    let tagged = false;
+    for (const key in object) {
+      if (!Object.prototype.hasOwnProperty.call(object, key)) continue;
+      if (key.charCodeAt(0) === 36 && TAG_LIKE.test(key)) tagged = true;
+      if (needsTagging(object[key], ancestors)) tagged = true;
+    }
+    ancestors.pop();
+    return tagged;
+  }
   if (value instanceof Date || value instanceof Uint8Array) return true;
   // Other binary views and buffers would degrade silently into `{"0":…}` or `{}`: refuse them rather than corrupt.
   if (

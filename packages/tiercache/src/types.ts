@@ -48,9 +48,10 @@ export interface RemoteWrite {
 export interface RemoteTier {
   /** True while commands can be sent; when false the cache skips the tier without trying. */
   readonly available: boolean;
-  get(key: string): Promise<string | undefined>;
-  getMany(keys: readonly string[]): Promise<(string | undefined)[]>;
-  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** The stored string; `null` or undefined for a miss. May reject with an untyped error (the cache maps it). */
+  get(key: string): Promise<string | null | undefined>;
+  getMany(keys: readonly string[]): Promise<(string | null | undefined)[]>;
+  set(key: string, value: string, ttlMs: number): Promise<unknown>;
   setMany(writes: readonly RemoteWrite[]): Promise<void>;
   /**
    * Unlinks `keys` (and `alsoUnlink`, uncounted, in the same round trip; each of those must share a hash slot with

@@ -202,15 +202,15 @@ export class ChaosRemoteTier implements RemoteTier {
     this.#timeouts = 0;
   }
 
-  get(key: string): Promise<string | undefined> {
+  get(key: string): Promise<string | null | undefined> {
     return this.#run('get', () => this.#inner.get(key));
   }
 
-  getMany(keys: readonly string[]): Promise<(string | undefined)[]> {
+  getMany(keys: readonly string[]): Promise<(string | null | undefined)[]> {
     return this.#run('getMany', () => this.#inner.getMany(keys));
   }
 
-  set(key: string, value: string, ttlMs: number): Promise<void> {
+  set(key: string, value: string, ttlMs: number): Promise<unknown> {
     return this.#run('set', () => this.#inner.set(key, value, ttlMs));
   }
 

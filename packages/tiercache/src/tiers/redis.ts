@@ -232,21 +232,19 @@ export class RedisTier implements RemoteTier {
     });
   }
 
-  async get(key: string): Promise<string | undefined> {
-    try {
-      return (await this.#bound(this.#client.get(key))) ?? undefined;
-    } catch (error) {
-      throw toCacheError(error);
-    }
+  /**
+   * Not async, and no error mapping here: the hottest call of the tier returns ioredis' own promise (a miss is
+   * `null`), and the cache maps a rejection with toCacheError. Saves two promise hops per read.
+   */
+  get(key: string): Promise<string | null | undefined> {
+    const reply = this.#client.get(key);
+    return this.#wrapTimeout ? this.#bound(reply) : reply;
   }
 
-  async getMany(keys: readonly string[]): Promise<(string | undefined)[]> {
+  async getMany(keys: readonly string[]): Promise<(string | null | undefined)[]> {
     if (keys.length === 0) return [];
     try {
-      if (!(this.#client instanceof Cluster)) {
-        const values = await this.#bound(this.#client.mget(...keys));
-        return values.map((v) => v ?? undefined);
-      }
+      if (!(this.#client instanceof Cluster)) return await this.#bound(this.#client.mget(...keys));
       // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, in parallel.
       const out: (string | undefined)[] = new Array<string | undefined>(keys.length);
       const client = this.#client;
@@ -262,12 +260,10 @@ export class RedisTier implements RemoteTier {
     }
   }
 
-  async set(key: string, value: string, ttlMs: number): Promise<void> {
-    try {
-      await this.#bound(this.#client.set(key, value, 'PX', ttlMs));
-    } catch (error) {
-      throw toCacheError(error);
-    }
+  /** Like `get`: ioredis' own promise; the cache maps a rejection. */
+  set(key: string, value: string, ttlMs: number): Promise<unknown> {
+    const reply = this.#client.set(key, value, 'PX', ttlMs);
+    return this.#wrapTimeout ? this.#bound(reply) : reply;
   }
 
   async setMany(writes: readonly RemoteWrite[]): Promise<void> {
