@@ -960,10 +960,12 @@ class TierCache implements Cache {
     });
     if (outcome.ok) {
       for (const write of writes) this.#core.replay?.forgetKey(write.key);
-      await publishKeys(
-        this.#core,
-        writes.map((w) => w.key),
-      );
+      if (mustPublishKeys(this.#core)) {
+        await publishKeys(
+          this.#core,
+          writes.map((w) => w.key),
+        );
+      }
     }
     this.#writeOutcome('set', key, outcome);
   }
@@ -1058,7 +1060,7 @@ class TierCache implements Cache {
       this.#writeOutcome('delete', key, outcome);
       return inMemory;
     }
-    await publishKeys(this.#core, fullKeys);
+    if (mustPublishKeys(this.#core)) await publishKeys(this.#core, fullKeys);
     return Math.max(outcome.value, keys.length === 1 ? inMemory : 0);
   }
 
@@ -1320,6 +1322,11 @@ async function publish(core: Core, message: BusMessage): Promise<void> {
   } catch {
     counters.busPublishErrors++;
   }
+}
+
+/** Whether key changes must be published (the bus is on and Redis is not already telling everyone: no tracking). */
+function mustPublishKeys(core: Core): boolean {
+  return core.busChannel !== undefined && !core.trackingActive;
 }
 
 /** Tells the other instances which keys changed, unless Redis already does (tracking). */
