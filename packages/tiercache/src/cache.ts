@@ -641,7 +641,9 @@ class TierCache implements Cache {
       if (result?.source === 'origin' || result?.source === 'redis') return result;
     }
 
-    const lock = degraded ? ({ kind: 'load', token: '' } as const) : await this.#acquireOrWait(key, fullKey, refresh);
+    const lock = degraded
+      ? ({ kind: 'load', token: '' } as const)
+      : await this.#acquireOrWait(key, fullKey, refresh ? staleInMemory?.createdAt : undefined);
     if (lock.kind === 'value') return lock.result;
     if (lock.kind === 'busy') {
       // Only refreshes get here, and nobody awaits a refresh's answer but the single-flight map: no stale hit counted.
@@ -663,7 +665,8 @@ class TierCache implements Cache {
   async #acquireOrWait(
     key: string,
     fullKey: string,
-    refresh: boolean,
+    /** For a refresh: the creation time of the copy being refreshed (a refresh never waits). */
+    refreshing: number | undefined,
   ): Promise<
     | { readonly kind: 'value'; readonly result: ReadResult<unknown> }
     | { readonly kind: 'busy' }
@@ -678,9 +681,20 @@ class TierCache implements Cache {
     if (!first.ok) return { kind: 'load', token: '' };
     if (first.value) {
       counters.locksAcquired++;
+      // A refresh that read Redis before another process wrote its refresh, and took the lock after that process
+      // let go, would load again: look once more, and take what is there if it is newer than the copy refreshed.
+      if (refreshing !== undefined) {
+        const read = await this.#readRemote(key, fullKey);
+        const fresh = read !== REDIS_DOWN && read !== undefined && read.entry.createdAt > refreshing;
+        const result = fresh ? this.#freshFromRemote(fullKey, read) : undefined;
+        if (result !== undefined) {
+          await this.#tryRemote('lock', key, (remote) => remote.releaseLock(lockKey, token));
+          return { kind: 'value', result };
+        }
+      }
       return { kind: 'load', token };
     }
-    if (refresh) return { kind: 'busy' };
+    if (refreshing !== undefined) return { kind: 'busy' };
     counters.lockWaits++;
     const pollMs = Math.min(250, Math.max(20, Math.round(lockOptions.ttlMs / 10)));
     const deadline = performance.now() + lockOptions.waitMs;
