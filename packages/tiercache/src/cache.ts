@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createEntry, decodeEntry, encodeEntry } from './entry.js';
 import type { Entry } from './entry.js';
+import type { CacheError } from './errors.js';
 import {
   CacheClosedError,
-  CacheError,
   CacheTimeoutError,
   ConfigurationError,
   ConnectionError,
@@ -13,20 +13,16 @@ import {
   SerializationError,
   describeValue,
 } from './errors.js';
-import { MAX_KEYS_PER_MESSAGE, decodeBusMessage, encodeBusMessage } from './invalidation/messages.js';
-import type { BusMessage } from './invalidation/messages.js';
 import { ReplayQueue } from './invalidation/replay.js';
-import type { PendingInvalidation } from './invalidation/replay.js';
-import { Subscriber } from './invalidation/subscriber.js';
-import { sharesTag, tagKeyFor } from './invalidation/tags.js';
+import { tagKeyFor } from './invalidation/tags.js';
 import { AlertGate } from './observability/alerts.js';
 import type { Alert } from './observability/alerts.js';
 import { Emitter } from './observability/events.js';
 import type { CacheEvents, Disposer, Listener } from './observability/events.js';
 import { Counters } from './observability/stats.js';
 import type { CacheStats, RedisState } from './observability/stats.js';
-import { DEFAULTS, resolveGetOrSetOptions, resolveSetOptions, toMs, validateOptions } from './options.js';
-import type { CacheOptions, GetOrSetOptions, ResolvedGetOrSetOptions, ResolvedOptions, SetOptions } from './options.js';
+import { resolveGetOrSetOptions, resolveSetOptions, toMs, validateOptions } from './options.js';
+import type { CacheOptions, GetOrSetOptions, ResolvedGetOrSetOptions, SetOptions } from './options.js';
 import { CircuitBreaker, isOutageError, validateBreakerOptions } from './resilience/breaker.js';
 import type { AdmittedTicket, BreakerState } from './resilience/breaker.js';
 import { LockWaiters, lockKeyFor, lockToken } from './resilience/lock.js';
@@ -34,17 +30,24 @@ import { EncodeError } from './serializer.js';
 import { LruMemoryTier } from './tiers/memory.js';
 import { RedisTier, toCacheError } from './tiers/redis.js';
 import { systemClock } from './types.js';
-import type { Clock, Duration, MemoryTier, RemoteTier, RemoteWrite } from './types.js';
+import type { Duration, RemoteTier, RemoteWrite } from './types.js';
 
-/** Where a value came from. */
-export type Source = 'memory' | 'redis' | 'origin' | 'stale';
-
-export interface ReadResult<T> {
-  readonly value: T;
-  readonly source: Source;
-  /** Time left until the value's logical expiry, in ms (0 or less for a stale value). */
-  readonly expiresInMs: number;
-}
+export type { ReadResult, Source } from './core.js';
+import type { Core, LoadMark, ReadResult } from './core.js';
+import {
+  cancelEcho,
+  connectSubscriber,
+  dropPrefix,
+  dropTags,
+  endRead,
+  expectEcho,
+  invalidateReads,
+  mustPublishKeys,
+  publish,
+  publishKeys,
+  scheduleReplay,
+  watchRead,
+} from './invalidation/coherence.js';
 
 export interface LoaderContext {
   /** The key being loaded, without the prefix. */
@@ -116,63 +119,6 @@ export interface Cache {
   readonly prefix: string;
 }
 
-/** State shared by a cache and its namespaces. */
-interface Core {
-  readonly options: ResolvedOptions;
-  readonly clock: Clock;
-  readonly memory: MemoryTier<Entry> | undefined;
-  readonly remote: RemoteTier | undefined;
-  readonly breaker: CircuitBreaker | undefined;
-  subscriber: Subscriber | undefined;
-  /** Whether close() closes the remote tier (a RedisTier closes only what it opened itself). */
-  readonly ownsRemote: boolean;
-  readonly counters: Counters;
-  readonly events: Emitter;
-  readonly alert: (alert: Alert) => void;
-  readonly alerts: AlertGate | undefined;
-  /** One load per full key per process; the entry stays until the loader itself settles. */
-  readonly inflight: Map<string, Promise<ReadResult<unknown>>>;
-  /**
-   * Background refreshes by full key, one per key per process. Kept apart from `inflight` so that a hit arriving while
-   * one runs is answered from its own copy instead of waiting for the loader; a miss joins it (see #load).
-   */
-  readonly refreshing: Map<string, Promise<ReadResult<unknown>>>;
-  /**
-   * Loads in flight by full key, each with a token of its own. A write or delete of the key replaces or removes the
-   * token, and a load whose token is gone keeps its result out of both tiers (it was loaded before the change).
-   */
-  readonly loading: Map<string, LoadMark>;
-  /**
-   * Reads from Redis in flight, by full key. A write, delete or invalidation of the key here bumps its generation, and
-   * a read that sees it changed returns its value without keeping it in memory: it may have been read before the change.
-   */
-  readonly reads: Map<string, ReadMark>;
-  /** Bumped by every invalidation wider than one key (tags, a prefix, a flush), for the same purpose. */
-  epoch: number;
-  /** After a loader failure served stale: no new loader call for the key before this time. Pruned as it grows. */
-  readonly backoff: Map<string, number>;
-  readonly waiters: LockWaiters;
-  /** Where a loader that wrote a value announces it, so waiters in other processes wake. */
-  readonly loadedChannel: string;
-  /** Background work the cache started (refreshes, late loaders): awaited by close(). */
-  readonly background: Set<Promise<unknown>>;
-  /** Tells this instance's bus messages from the others'. */
-  readonly instanceId: string;
-  /** The bus channel, when the bus is on. */
-  readonly busChannel: string | undefined;
-  /** Invalidations waiting for Redis, when the bus is on. */
-  readonly replay: ReplayQueue | undefined;
-  /** Redis is sending this instance every foreign write under the prefix (so key messages need not be published). */
-  trackingActive: boolean;
-  /** The subscriber connection is subscribed (bus messages and tracking invalidations can arrive). */
-  subscriberReady: boolean;
-  /** Tracking echoes of our own script writes still to come, by key, with the last value written (see expectEcho). */
-  readonly echoes: Map<string, Echo>;
-  /** The replay running now; it resolves with the outage error that stopped it, if one did. */
-  replaying: Promise<CacheError | undefined> | undefined;
-  closing: Promise<void> | undefined;
-}
-
 /** Whether a string's UTF-8 size exceeds `max`, without a scan in the common cases (length ≤ bytes ≤ 3 × length). */
 function exceedsBytes(encoded: string, max: number): boolean {
   if (encoded.length * 3 <= max) return false;
@@ -190,27 +136,6 @@ const CLOSE_WAIT_MS = 1_000;
 /** What a Redis call came to: its value, or why there is none (`error` undefined: skipped without trying). */
 type RemoteOutcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error?: CacheError };
 const SKIPPED: RemoteOutcome<never> = Object.freeze({ ok: false });
-
-/** Tracking echoes expected for one key: how many, until when, and the last encoded entry our scripts wrote there. */
-interface Echo {
-  readonly count: number;
-  readonly until: number;
-  readonly value: string;
-}
-
-/** A load in flight, by identity; its tags let a tag invalidation supersede it. */
-interface LoadMark {
-  readonly tags: readonly string[];
-}
-
-/** The reads of one key in flight, and how often the key was invalidated since the first of them started. */
-interface ReadMark {
-  pending: number;
-  generation: number;
-}
-
-/** What a read compares when it ends (see Core.reads); undefined without memory (nothing to keep out of it). */
-type ReadWatch = { readonly mark: ReadMark; readonly generation: number; readonly epoch: number } | undefined;
 
 /** One getOrSet load: `running` is the loader's own settlement while it runs, undefined before and after. */
 interface Flight {
@@ -1220,325 +1145,6 @@ class TierCache implements Cache {
 }
 
 /** Creates a cache. Throws `ConfigurationError` for invalid options; never waits for Redis. */
-// ── coherence: what a write or an invalidation anywhere does to this instance's memory ────────────────────────────
-
-/** How long an expected tracking echo of our own script write is waited for. */
-const ECHO_WINDOW_MS = 2_000;
-
-/** Our own script is about to write `value` at `fullKey`: its tracking invalidation will come back to us (see verifyEchoes). */
-function expectEcho(core: Core, fullKey: string, value: string): void {
-  if (!core.trackingActive) return;
-  const now = performance.now();
-  if (core.echoes.size > 1000) for (const [key, echo] of core.echoes) if (echo.until < now) core.echoes.delete(key);
-  const echo = core.echoes.get(fullKey);
-  core.echoes.set(fullKey, { count: (echo?.count ?? 0) + 1, until: now + ECHO_WINDOW_MS, value });
-}
-
-function cancelEcho(core: Core, fullKey: string): void {
-  const echo = core.echoes.get(fullKey);
-  if (echo === undefined) return;
-  if (echo.count > 1) core.echoes.set(fullKey, { count: echo.count - 1, until: echo.until, value: echo.value });
-  else core.echoes.delete(fullKey);
-}
-
-/** What our own script wrote, when this invalidation may be its echo (consumed); undefined when it is someone else's. */
-function consumeEcho(core: Core, fullKey: string): string | undefined {
-  const echo = core.echoes.get(fullKey);
-  if (echo === undefined) return undefined;
-  cancelEcho(core, fullKey);
-  return echo.until >= performance.now() ? echo.value : undefined;
-}
-
-/**
- * BCAST tracking reports a key once per turn of Redis' event loop, naming only its last writer: another client's write
- * in the same turn as our own script write arrives as the one message we took for our echo. So an echo is checked
- * against Redis (one MGET for the whole message, off the caller's path): the copy stays only if Redis still holds what
- * we wrote. A write after that check is reported in a message of its own.
- */
-function verifyEchoes(core: Core, remote: RemoteTier, echoed: ReadonlyMap<string, string>): void {
-  const keys = [...echoed.keys()];
-  const check = remote.getMany(keys).then(
-    (current) =>
-      dropKeys(
-        core,
-        keys.filter((key, i) => current[i] !== echoed.get(key)),
-      ),
-    () => dropKeys(core, keys),
-  );
-  core.background.add(check);
-  void check.finally(() => core.background.delete(check));
-}
-
-/** A read of `fullKey` from Redis starts (see Core.reads). */
-function watchRead(core: Core, fullKey: string): ReadWatch {
-  if (core.memory === undefined) return undefined;
-  let mark = core.reads.get(fullKey);
-  if (mark === undefined) {
-    mark = { pending: 0, generation: 0 };
-    core.reads.set(fullKey, mark);
-  }
-  mark.pending++;
-  return { mark, generation: mark.generation, epoch: core.epoch };
-}
-
-/** The read ended: true when nothing invalidated the key meanwhile, so what it read may be kept in memory. */
-function endRead(core: Core, fullKey: string, watch: ReadWatch): boolean {
-  if (watch === undefined) return true;
-  const { mark } = watch;
-  if (--mark.pending === 0 && core.reads.get(fullKey) === mark) core.reads.delete(fullKey);
-  return mark.generation === watch.generation && core.epoch === watch.epoch;
-}
-
-function invalidateReads(core: Core, fullKey: string): void {
-  if (core.reads.size === 0) return;
-  const mark = core.reads.get(fullKey);
-  if (mark !== undefined) mark.generation++;
-}
-
-/** Drops memory copies of these keys, and keeps reads and loads of them in flight out of the tiers. */
-function dropKeys(core: Core, fullKeys: readonly string[]): void {
-  for (const fullKey of fullKeys) {
-    core.memory?.delete(fullKey);
-    if (core.loading.size > 0) core.loading.delete(fullKey);
-    invalidateReads(core, fullKey);
-  }
-}
-
-function dropTags(core: Core, prefix: string, tags: readonly string[]): void {
-  core.epoch++;
-  core.memory?.deleteWhere(prefix, (entry) => sharesTag(entry.tags, tags));
-  for (const [fullKey, mark] of [...core.loading]) {
-    if (fullKey.startsWith(prefix) && sharesTag(mark.tags, tags)) core.loading.delete(fullKey);
-  }
-}
-
-function dropPrefix(core: Core, prefix: string): void {
-  core.epoch++;
-  core.memory?.deleteByPrefix(prefix);
-  for (const fullKey of [...core.loading.keys()]) if (fullKey.startsWith(prefix)) core.loading.delete(fullKey);
-}
-
-/** Invalidations may have been missed (the subscriber was down or silent): nothing in memory can be trusted. */
-function flushMemory(core: Core): void {
-  core.counters.busResets++;
-  core.epoch++;
-  core.memory?.clear();
-  core.loading.clear();
-}
-
-/** Publishes a bus message; best-effort (pub/sub is at-most-once anyway: resets and maxTtl cover a loss). */
-async function publish(core: Core, message: BusMessage): Promise<void> {
-  const { remote, busChannel, counters } = core;
-  if (remote === undefined || busChannel === undefined || !remote.available) return;
-  try {
-    await remote.publish(busChannel, encodeBusMessage(message));
-    counters.busPublished++;
-  } catch {
-    counters.busPublishErrors++;
-  }
-}
-
-/** Whether key changes must be published (the bus is on and Redis is not already telling everyone: no tracking). */
-function mustPublishKeys(core: Core): boolean {
-  return core.busChannel !== undefined && !core.trackingActive;
-}
-
-/** Tells the other instances which keys changed, unless Redis already does (tracking). */
-async function publishKeys(core: Core, fullKeys: readonly string[]): Promise<void> {
-  if (core.busChannel === undefined || core.trackingActive || fullKeys.length === 0) return;
-  for (let i = 0; i < fullKeys.length; i += MAX_KEYS_PER_MESSAGE) {
-    await publish(core, { kind: 'keys', from: core.instanceId, keys: fullKeys.slice(i, i + MAX_KEYS_PER_MESSAGE) });
-  }
-}
-
-function onBusMessage(core: Core, raw: string): void {
-  const message = decodeBusMessage(raw, core.options.maxKeyLength + core.options.prefix.length + 512);
-  if (message === undefined) {
-    core.counters.busDropped++;
-    return;
-  }
-  if (message.from === core.instanceId) return;
-  core.counters.busReceived++;
-  const root = core.options.prefix;
-  switch (message.kind) {
-    case 'keys':
-      dropKeys(
-        core,
-        message.keys.filter((key) => key.startsWith(root)),
-      );
-      break;
-    case 'tags':
-      if (message.prefix.startsWith(root)) dropTags(core, message.prefix, message.tags);
-      break;
-    case 'clear':
-      if (message.prefix.startsWith(root)) dropPrefix(core, message.prefix);
-      break;
-  }
-}
-
-/**
- * Replays queued invalidations once Redis answers again, oldest first; stops at the first outage and keeps the rest
- * queued. Returns the run in progress (started if needed), which resolves with the error that stopped it, if any.
- */
-function scheduleReplay(core: Core): Promise<CacheError | undefined> | undefined {
-  const { replay, remote } = core;
-  if (core.replaying !== undefined) return core.replaying;
-  if (replay === undefined || remote === undefined || replay.size === 0 || core.closing) return undefined;
-  const run = (async (): Promise<CacheError | undefined> => {
-    while (replay.size > 0 && remote.available) {
-      const batch = replay.take(500);
-      try {
-        await replayBatch(core, remote, batch);
-        core.counters.replayed += batch.length;
-      } catch (error) {
-        for (const item of batch) replay.add(item);
-        return error instanceof CacheError ? error : new ConnectionError(String(error), { cause: error });
-      }
-    }
-    return undefined;
-  })().finally(() => {
-    core.replaying = undefined;
-    core.background.delete(run);
-  });
-  core.replaying = run;
-  core.background.add(run);
-  return run;
-}
-
-/**
- * One replayed command. An error about the command itself (a tag key overwritten with another type) would fail every
- * retry alike and hold up every call behind the replay: that one is skipped. Outages are thrown, to retry later.
- */
-async function replayStep(step: () => Promise<unknown>): Promise<void> {
-  try {
-    await step();
-  } catch (error) {
-    if (isOutageError(error)) throw error;
-  }
-}
-
-async function replayBatch(core: Core, remote: RemoteTier, batch: readonly PendingInvalidation[]): Promise<void> {
-  const keys: { prefix: string; fullKey: string }[] = [];
-  for (const item of batch) {
-    if (item.kind === 'key') keys.push(item);
-    else if (item.kind === 'tag') {
-      await replayStep(() =>
-        remote.invalidateTags([tagKeyFor(item.prefix, item.tag)], (member) => lockKeyFor(item.prefix, member)),
-      );
-      await publish(core, { kind: 'tags', from: core.instanceId, prefix: item.prefix, tags: [item.tag] });
-    } else {
-      await replayStep(() => remote.deleteByPrefix(item.prefix));
-      await publish(core, { kind: 'clear', from: core.instanceId, prefix: item.prefix });
-    }
-  }
-  if (keys.length > 0) {
-    await replayStep(() =>
-      remote.deleteMany(
-        keys.map((k) => k.fullKey),
-        keys.map((k) => lockKeyFor(k.prefix, k.fullKey)),
-      ),
-    );
-    // Published even with tracking on: instances that kept copies through the outage must hear of these now.
-    for (let i = 0; i < keys.length; i += MAX_KEYS_PER_MESSAGE) {
-      const chunk = keys.slice(i, i + MAX_KEYS_PER_MESSAGE).map((k) => k.fullKey);
-      await publish(core, { kind: 'keys', from: core.instanceId, keys: chunk });
-    }
-  }
-}
-
-/**
- * The cache's pub/sub connection: lock wake-ups, the bus, and Redis' tracking invalidations. Tracking is switched on
- * for the data connection once the subscriber's client id is known, and again after either connection reconnects;
- * every reconnect flushes memory, since invalidations sent meanwhile were lost.
- */
-function connectSubscriber(core: Core, remote: RedisTier, bus: ResolvedOptions['bus']): Subscriber {
-  const { counters, options } = core;
-  const tracking = bus !== false && bus.tracking && !remote.isCluster;
-  let subscriberId: number | undefined;
-  // 'never' until tracking first comes on: from then on (or after a failed attempt), memory is flushed every time it
-  // comes on, since writes made while it was off were reported to nobody here (the other instances, tracking, do not
-  // publish key messages).
-  let trackingHistory: 'never' | 'failed' | 'was-on' = 'never';
-  let enabling = false;
-  const enableTracking = (): void => {
-    if (!tracking || subscriberId === undefined || core.closing || enabling) return;
-    const id = subscriberId;
-    enabling = true;
-    remote.enableTracking(id, options.prefix).then(
-      (enabled) => {
-        enabling = false;
-        if (!enabled || subscriberId !== id) return;
-        if (trackingHistory !== 'never') flushMemory(core);
-        trackingHistory = 'was-on';
-        core.trackingActive = true;
-      },
-      () => {
-        enabling = false;
-        core.trackingActive = false;
-        if (trackingHistory === 'never') trackingHistory = 'failed';
-        counters.connectionErrors++;
-      },
-    );
-  };
-  let dataReadyBefore = false;
-  remote.onReady(() => {
-    // A reconnect of the data connection lost its tracking state and maybe invalidations: flush, re-enable, replay.
-    if (dataReadyBefore) {
-      core.trackingActive = false;
-      flushMemory(core);
-    }
-    dataReadyBefore = true;
-    enableTracking();
-    void scheduleReplay(core);
-  });
-  const channels = [core.loadedChannel, ...(core.busChannel === undefined ? [] : [core.busChannel])];
-  return new Subscriber(remote.client, {
-    channels,
-    tracking,
-    heartbeatMs: bus === false ? DEFAULTS.bus.heartbeatMs : bus.heartbeatMs,
-    timeoutMs: Math.max(options.redisTimeoutMs * 5, 500),
-    onMessage: (channel, message) => {
-      if (channel === core.loadedChannel) core.waiters.signal(message);
-      else if (channel === core.busChannel) onBusMessage(core, message);
-    },
-    onInvalidate: (keys) => {
-      if (keys === null) return flushMemory(core);
-      counters.trackingInvalidations += keys.length;
-      const foreign: string[] = [];
-      let echoed: Map<string, string> | undefined;
-      for (const key of keys) {
-        if (!key.startsWith(options.prefix)) continue;
-        const written = consumeEcho(core, key);
-        if (written === undefined) foreign.push(key);
-        else (echoed ??= new Map()).set(key, written);
-      }
-      dropKeys(core, foreign);
-      if (echoed !== undefined) verifyEchoes(core, remote, echoed);
-    },
-    onSubscribed: (clientId, resubscribed) => {
-      subscriberId = clientId;
-      core.subscriberReady = true;
-      if (resubscribed && core.busChannel !== undefined) flushMemory(core);
-      core.trackingActive = false;
-      enableTracking();
-    },
-    // Redis answers: invalidations queued during an outage go now, even if this instance makes no call of its own.
-    onAlive: () => {
-      // Tracking that could not be switched on (a timeout, a refusal) is tried again rather than left off for good.
-      if (!core.trackingActive) enableTracking();
-      void scheduleReplay(core);
-    },
-    onSilent: () => {
-      core.trackingActive = false;
-      core.subscriberReady = false;
-      if (core.busChannel !== undefined) flushMemory(core);
-    },
-    onError: () => {
-      counters.connectionErrors++;
-    },
-  });
-}
-
 /** A tier object passed as `redis` (tiercache/testing's in-memory and chaos tiers), told apart from ioredis options. */
 function isRemoteTier(value: unknown): value is RemoteTier {
   const tier = value as Partial<RemoteTier> | null;
