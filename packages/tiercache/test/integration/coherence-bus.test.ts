@@ -3,50 +3,13 @@
  * connection killed in the middle of a stream of invalidations (pub/sub is at-most-once), and a subscriber that stays
  * connected but hears nothing.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCache } from 'tiercache';
-import type { Cache, CacheOptions } from 'tiercache';
-import { startRedis, stopAllRedis } from './helpers/redis-server.js';
-import type { RedisProcess } from './helpers/redis-server.js';
-import {
-  closeRawClients,
-  rawClient,
-  sleep,
-  trackUnhandledRejections,
-  uniquePrefix,
-  waitFor,
-} from './helpers/support.js';
+import { describe, expect, it } from 'vitest';
+import type { CacheOptions } from 'tiercache';
+import { sleep, uniquePrefix, waitFor } from './helpers/support.js';
+import { useRedis } from './helpers/fixture.js';
 
-let redis: RedisProcess;
-let raw: Redis;
-let unhandled: ReturnType<typeof trackUnhandledRejections>;
-const caches: Cache[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = await rawClient(redis.port);
-  unhandled = trackUnhandledRejections();
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-  await sleep(20);
-  expect(unhandled.reasons).toEqual([]);
-});
-
-afterAll(async () => {
-  unhandled.dispose();
-  await closeRawClients();
-  await stopAllRedis();
-});
-
-async function open(prefix: string, options: CacheOptions = {}): Promise<Cache> {
-  const cache = createCache({ prefix, redis: redis.url, ...options });
-  caches.push(cache);
-  await waitFor('the cache to connect', () => cache.stats().redis.state === 'ready');
-  return cache;
-}
+const fixture = useRedis();
+const { open } = fixture;
 
 /** The names and descriptors of Object.prototype, to compare before and after. */
 function prototypeSnapshot(): string {
@@ -116,7 +79,7 @@ describe('hostile payloads on the bus channel', () => {
       `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
       Buffer.from([0xff, 0xfe, 0x00, 0x7b, 0x22, 0xc3, 0x28]),
     ];
-    for (const payload of payloads) await raw.publish(channel, payload);
+    for (const payload of payloads) await fixture.raw.publish(channel, payload);
     await waitFor('every payload to be dropped', () => a.stats().bus?.dropped === payloads.length, {
       timeoutMs: 10_000,
     });
@@ -129,7 +92,7 @@ describe('hostile payloads on the bus channel', () => {
     expect(await a.getWithMeta('k')).toMatchObject({ value: 'kept', source: 'memory' });
 
     // The subscriber still applies a well-formed message from anyone who may publish (so the test could fail).
-    await raw.publish(channel, JSON.stringify({ ...valid, keys: [key] }));
+    await fixture.raw.publish(channel, JSON.stringify({ ...valid, keys: [key] }));
     await waitFor('the valid message to drop the copy', async () => (await a.getWithMeta('k'))?.source !== 'memory');
     expect(a.stats().bus).toMatchObject({ received: 1, dropped: payloads.length });
   });
@@ -145,7 +108,7 @@ describe('hostile payloads on the bus channel', () => {
       { v: 1, from, clear: 'app:users:' },
       { v: 1, from, clear: 'app:' },
     ]) {
-      await raw.publish('app:user:__bus', JSON.stringify(message));
+      await fixture.raw.publish('app:user:__bus', JSON.stringify(message));
     }
     await waitFor('the messages to arrive', () => a.stats().bus?.received === 5);
     expect(await a.getWithMeta('1')).toMatchObject({ value: 'kept', source: 'memory' });
@@ -177,7 +140,7 @@ describe('the subscriber connection killed during a stream of invalidations', ()
         }
       })();
       for (const [i, key] of keys.entries()) {
-        if (i % 30 === 10) await redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+        if (i % 30 === 10) await fixture.redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
         if (i % 3 === 0) await a.delete(key);
         else if (i % 3 === 1) await a.set(key, 'new');
         else await a.invalidateTags([`t${key}`]);
@@ -212,7 +175,7 @@ describe('a subscriber that is connected but hears nothing', () => {
 
     // Every connection stays open, and the server answers nothing for 1.5 s: a blackholed subscriber.
     const start = performance.now();
-    await redis.pause(1500);
+    await fixture.redis.pause(1500);
     await waitFor('the flush', () => (b.stats().bus?.resets ?? 0) > resetsBefore, { timeoutMs: 1400, intervalMs: 5 });
     const flushedAfter = performance.now() - start;
     console.log(
@@ -252,11 +215,11 @@ describe('tracking that could not be switched on', () => {
   it('is retried on the next heartbeat, and memory read while it was off is flushed once it is on', async () => {
     const prefix = uniquePrefix('tracking-retry');
     // B's Redis user may not run CLIENT TRACKING (an ACL here; a timed-out command does the same).
-    await raw.call('ACL', 'SETUSER', 'coherence', 'on', '>secret', '~*', '&*', '+@all', '-client|tracking');
+    await fixture.raw.call('ACL', 'SETUSER', 'coherence', 'on', '>secret', '~*', '&*', '+@all', '-client|tracking');
     try {
       const a = await open(prefix);
       const b = await open(prefix, {
-        redis: `redis://coherence:secret@127.0.0.1:${redis.port}`,
+        redis: `redis://coherence:secret@127.0.0.1:${fixture.redis.port}`,
         bus: { heartbeatMs: 200 },
       });
       await waitFor('A to track', () => a.stats().bus?.tracking === true);
@@ -270,13 +233,13 @@ describe('tracking that could not be switched on', () => {
       await sleep(100);
       expect(await b.getWithMeta('k')).toMatchObject({ value: 'old', source: 'memory' });
 
-      await raw.call('ACL', 'SETUSER', 'coherence', '+client|tracking');
+      await fixture.raw.call('ACL', 'SETUSER', 'coherence', '+client|tracking');
       await waitFor('B to track', () => b.stats().bus?.tracking === true, { timeoutMs: 5000 });
       expect(await b.get('k')).toBe('new');
       await a.set('k', 'newer');
       await waitFor('B to hear of the next write', async () => (await b.get('k')) === 'newer', { timeoutMs: 2000 });
     } finally {
-      await raw.call('ACL', 'DELUSER', 'coherence');
+      await fixture.raw.call('ACL', 'DELUSER', 'coherence');
     }
   });
 });

@@ -8,13 +8,10 @@
  * p99 bound is loose; a missing or timer-driven invalidation still fails it, and the give-up bound. Figures printed.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCache } from 'tiercache';
+import { describe, expect, it } from 'vitest';
 import type { Cache, CacheOptions } from 'tiercache';
-import { startRedis, stopAllRedis } from './helpers/redis-server.js';
-import type { RedisProcess } from './helpers/redis-server.js';
-import { closeRawClients, rawClient, uniquePrefix, waitFor } from './helpers/support.js';
+import { uniquePrefix, waitFor } from './helpers/support.js';
+import { useRedis } from './helpers/fixture.js';
 
 const CHANGES = 1000;
 /** The target, held by the median. */
@@ -27,30 +24,8 @@ const GIVE_UP_MS = 2000;
 type Kind = 'set' | 'delete' | 'tags' | 'clear';
 const KINDS: readonly Kind[] = ['set', 'delete', 'tags', 'clear'];
 
-let redis: RedisProcess;
-let raw: Redis;
-const caches: Cache[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = await rawClient(redis.port);
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-});
-
-afterAll(async () => {
-  await closeRawClients();
-  await stopAllRedis();
-});
-
-async function open(prefix: string, options: CacheOptions = {}): Promise<Cache> {
-  const cache = createCache({ prefix, redis: redis.url, timeouts: { redisMs: 1000 }, ...options });
-  caches.push(cache);
-  await waitFor('the cache to connect', () => cache.stats().redis.state === 'ready');
-  return cache;
-}
+const fixture = useRedis({ cacheDefaults: { timeouts: { redisMs: 1000 } }, checkUnhandled: false });
+const { open } = fixture;
 
 /** Two instances on one prefix, each listening on the bus (and tracking, when on) before the test starts. */
 async function pair(label: string, tracking: boolean): Promise<{ a: Cache; b: Cache }> {
@@ -167,7 +142,8 @@ describe('writes made behind the cache’s back (tracking)', () => {
       expect(await b.get(key)).toBe(`cached ${i}`);
       const before = memoryEntries(b);
       const start = performance.now();
-      const write = i % 2 === 0 ? raw.set(`${b.prefix}${key}`, 'not an entry') : raw.del(`${b.prefix}${key}`);
+      const write =
+        i % 2 === 0 ? fixture.raw.set(`${b.prefix}${key}`, 'not an entry') : fixture.raw.del(`${b.prefix}${key}`);
       delays.push(await dropDelay(b, before, start));
       await write;
       expect(await b.get(key)).toBeUndefined();
@@ -190,8 +166,8 @@ describe('writes made behind the cache’s back (tracking)', () => {
       }
       const before = memoryEntries(b);
       // A key that only shares the prefix's text (no trailing ':') is not under it: B keeps its copies.
-      await redis.cli('SET', `${b.prefix.slice(0, -1)}${key}`, 'elsewhere');
-      await redis.cli(
+      await fixture.redis.cli('SET', `${b.prefix.slice(0, -1)}${key}`, 'elsewhere');
+      await fixture.redis.cli(
         ...(command === 'SET' ? ['SET', `${b.prefix}${key}`, 'from redis-cli'] : ['DEL', `${b.prefix}${key}`]),
       );
       // Counted from redis-cli's exit (its process start alone can take longer than the bound on a busy machine).

@@ -3,51 +3,13 @@
  * loaded (it was true when it was read), but it is kept neither in memory nor in Redis, wherever the invalidation came
  * from (this instance, another instance, another client). The placeholder technique of Redis' client-side caching docs.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCache } from 'tiercache';
-import type { Cache, CacheOptions } from 'tiercache';
-import { startRedis, stopAllRedis } from './helpers/redis-server.js';
-import type { RedisProcess } from './helpers/redis-server.js';
-import {
-  closeRawClients,
-  rawClient,
-  sleep,
-  trackUnhandledRejections,
-  uniquePrefix,
-  waitFor,
-} from './helpers/support.js';
+import { describe, expect, it } from 'vitest';
+import type { Cache } from 'tiercache';
+import { sleep, uniquePrefix, waitFor } from './helpers/support.js';
+import { useRedis } from './helpers/fixture.js';
 
-let redis: RedisProcess;
-let raw: Redis;
-let unhandled: ReturnType<typeof trackUnhandledRejections>;
-const caches: Cache[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = await rawClient(redis.port);
-  unhandled = trackUnhandledRejections();
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-  await sleep(20);
-  expect(unhandled.reasons).toEqual([]);
-});
-
-afterAll(async () => {
-  unhandled.dispose();
-  await closeRawClients();
-  await stopAllRedis();
-});
-
-async function open(prefix: string, options: CacheOptions = {}): Promise<Cache> {
-  // A long Redis timeout: the tests below stall the server on purpose and must not see timeouts.
-  const cache = createCache({ prefix, redis: redis.url, timeouts: { redisMs: 3000 }, ...options });
-  caches.push(cache);
-  await waitFor('the cache to connect', () => cache.stats().redis.state === 'ready');
-  return cache;
-}
+const fixture = useRedis({ cacheDefaults: { timeouts: { redisMs: 3000 } } });
+const { open } = fixture;
 
 async function pair(label: string, tracking: boolean): Promise<{ a: Cache; b: Cache }> {
   const prefix = uniquePrefix(label);
@@ -82,7 +44,7 @@ function heard(cache: Cache): number {
 
 /** What Redis holds for a key of `cache`, as a tiercache entry's value (undefined when absent). */
 async function inRedis(cache: Cache, key: string): Promise<unknown> {
-  const stored = await raw.get(`${cache.prefix}${key}`);
+  const stored = await fixture.raw.get(`${cache.prefix}${key}`);
   return stored === null ? undefined : (JSON.parse(stored) as { d: unknown }).d;
 }
 
@@ -175,7 +137,7 @@ describe('the tracking echo of a load’s own write', () => {
     await gated.started;
     // Writes wait while Redis is paused for them; when it resumes, B's script write and A's SET run in one turn of
     // its event loop, and BCAST tracking reports the key once, naming only A's connection as the writer.
-    await redis.cli('CLIENT', 'PAUSE', '300', 'WRITE');
+    await fixture.redis.cli('CLIENT', 'PAUSE', '300', 'WRITE');
     gated.release();
     await sleep(50);
     const write = a.set('k', 'written by A');

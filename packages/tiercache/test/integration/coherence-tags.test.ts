@@ -4,38 +4,13 @@
  * last member and sheds expired members on every add) and scoped (a prefix or namespace never reaches a sibling that
  * only shares its text).
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCache } from 'tiercache';
+import { describe, expect, it } from 'vitest';
 import type { Cache, CacheOptions } from 'tiercache';
-import { startRedis, stopAllRedis } from './helpers/redis-server.js';
-import type { RedisProcess } from './helpers/redis-server.js';
-import { closeRawClients, rawClient, sleep, uniquePrefix, waitFor } from './helpers/support.js';
+import { sleep, uniquePrefix, waitFor } from './helpers/support.js';
+import { useRedis } from './helpers/fixture.js';
 
-let redis: RedisProcess;
-let raw: Redis;
-const caches: Cache[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = await rawClient(redis.port);
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-});
-
-afterAll(async () => {
-  await closeRawClients();
-  await stopAllRedis();
-});
-
-async function open(prefix: string, options: CacheOptions = {}): Promise<Cache> {
-  const cache = createCache({ prefix, redis: redis.url, timeouts: { redisMs: 1000 }, ...options });
-  caches.push(cache);
-  await waitFor('the cache to connect', () => cache.stats().redis.state === 'ready');
-  return cache;
-}
+const fixture = useRedis({ cacheDefaults: { timeouts: { redisMs: 1000 } }, checkUnhandled: false });
+const { open } = fixture;
 
 async function pair(prefix: string, options: CacheOptions = {}): Promise<{ a: Cache; b: Cache }> {
   const a = await open(prefix, options);
@@ -69,7 +44,7 @@ describe('tag invalidation is exact', () => {
     expect(await a.mget(['p1', 'p2', 'p3'])).toEqual([undefined, undefined, undefined]);
     expect(await b.getWithMeta('other')).toMatchObject({ value: 'not a product', source: 'memory' });
     expect(await b.getWithMeta('untagged')).toMatchObject({ value: 'no tags', source: 'memory' });
-    expect(await raw.exists(`${a.prefix}__tag:products`)).toBe(0);
+    expect(await fixture.raw.exists(`${a.prefix}__tag:products`)).toBe(0);
 
     // Written after the invalidation: untouched by it, and indexed afresh for the next one.
     await a.set('p1', 'product 1 again', { tags: ['products'] });
@@ -77,7 +52,7 @@ describe('tag invalidation is exact', () => {
     await sleep(50);
     expect(await b.mget(['p1', 'p4'])).toEqual(['product 1 again', 'product 4']);
     expect(await a.mget(['p1', 'p4'])).toEqual(['product 1 again', 'product 4']);
-    expect((await raw.zrange(`${a.prefix}__tag:products`, '0', '-1')).sort()).toEqual([
+    expect((await fixture.raw.zrange(`${a.prefix}__tag:products`, '0', '-1')).sort()).toEqual([
       `${a.prefix}p1`,
       `${a.prefix}p4`,
     ]);
@@ -105,11 +80,11 @@ describe('tag invalidation is exact', () => {
     });
     await loaderStarted;
     // B holds the key's lock while it loads.
-    expect(await raw.exists(`${prefix}__lock:{${prefix}k}`)).toBe(1);
+    expect(await fixture.raw.exists(`${prefix}__lock:{${prefix}k}`)).toBe(1);
     await a.invalidateTags(['t']);
     release();
     expect(await load).toBe('loaded before the invalidation');
-    expect(await raw.get(`${prefix}k`)).toBeNull();
+    expect(await fixture.raw.get(`${prefix}k`)).toBeNull();
     expect(await b.getWithMeta('k')).toBeUndefined();
   });
 });
@@ -120,28 +95,28 @@ describe('tag bookkeeping is bounded', () => {
     const a = await open(prefix);
     const tagKey = `${prefix}__tag:t`;
     await a.set('short', 1, { tags: ['t'], ttl: 200 });
-    const shortTtl = await raw.pttl(tagKey);
+    const shortTtl = await fixture.raw.pttl(tagKey);
     expect(shortTtl).toBeGreaterThan(0);
     expect(shortTtl).toBeLessThanOrEqual(200);
 
     await a.set('long', 2, { tags: ['t'], ttl: 60_000, grace: 30_000 });
-    const longTtl = await raw.pttl(tagKey);
+    const longTtl = await fixture.raw.pttl(tagKey);
     // The Redis TTL of an entry is its ttl plus grace; the tag set lives exactly as long as its longest member.
     expect(longTtl).toBeGreaterThan(89_000);
     expect(longTtl).toBeLessThanOrEqual(90_000);
-    expect(Math.abs(longTtl - (await raw.pttl(`${prefix}long`)))).toBeLessThan(50);
-    expect(await raw.zcard(tagKey)).toBe(2);
+    expect(Math.abs(longTtl - (await fixture.raw.pttl(`${prefix}long`)))).toBeLessThan(50);
+    expect(await fixture.raw.zcard(tagKey)).toBe(2);
 
     await sleep(300);
     // The next write of the tag prunes the member that expired.
     await a.getOrSet('third', () => 3, { tags: ['t'], ttl: 1000 });
-    expect((await raw.zrange(tagKey, '0', '-1')).sort()).toEqual([`${prefix}long`, `${prefix}third`]);
+    expect((await fixture.raw.zrange(tagKey, '0', '-1')).sort()).toEqual([`${prefix}long`, `${prefix}third`]);
 
     // And a set whose members all expired is gone by itself.
     await a.set('alone', 4, { tags: ['lonely'], ttl: 150 });
-    expect(await raw.exists(`${prefix}__tag:lonely`)).toBe(1);
+    expect(await fixture.raw.exists(`${prefix}__tag:lonely`)).toBe(1);
     await sleep(300);
-    expect(await raw.exists(`${prefix}__tag:lonely`)).toBe(0);
+    expect(await fixture.raw.exists(`${prefix}__tag:lonely`)).toBe(0);
   });
 
   it('2000 short-lived tagged writes leave no key and no tag set behind once they expire', async () => {
@@ -157,17 +132,17 @@ describe('tag bookkeeping is bounded', () => {
         })),
       );
     }
-    const indexed = await raw.zcard(`${prefix}__tag:all`);
+    const indexed = await fixture.raw.zcard(`${prefix}__tag:all`);
     expect(indexed).toBeGreaterThan(0);
     expect(indexed).toBeLessThanOrEqual(2000);
-    const ttl = await raw.pttl(`${prefix}__tag:all`);
+    const ttl = await fixture.raw.pttl(`${prefix}__tag:all`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1000);
     await sleep(1200);
     let cursor = '0';
     const left: string[] = [];
     do {
-      const [next, keys] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      const [next, keys] = await fixture.raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
       cursor = next;
       left.push(...keys);
     } while (cursor !== '0');
@@ -200,9 +175,9 @@ describe('tags and clear are scoped', () => {
     await waitFor('app:user to be cleared everywhere', async () => (await user.b.get('3')) === undefined);
     await sleep(50);
 
-    expect(await raw.keys('app:user:*')).toEqual([]);
-    expect((await raw.keys('app:users:*')).sort()).toEqual(['app:users:1', 'app:users:2', 'app:users:__tag:t']);
-    expect((await raw.zrange('app:users:__tag:t', '0', '-1')).sort()).toEqual(['app:users:1', 'app:users:2']);
+    expect(await fixture.raw.keys('app:user:*')).toEqual([]);
+    expect((await fixture.raw.keys('app:users:*')).sort()).toEqual(['app:users:1', 'app:users:2', 'app:users:__tag:t']);
+    expect((await fixture.raw.zrange('app:users:__tag:t', '0', '-1')).sort()).toEqual(['app:users:1', 'app:users:2']);
     expect(await users.a.getWithMeta('1')).toMatchObject({ value: 'app:users:1', source: 'memory' });
     expect(await users.b.getWithMeta('2')).toMatchObject({ value: 'app:users:2', source: 'memory' });
   });
@@ -221,7 +196,7 @@ describe('tags and clear are scoped', () => {
     await sleep(50);
     expect(await b.namespace('orders').getWithMeta('1')).toMatchObject({ value: 'orders', source: 'memory' });
     expect(await b.getWithMeta('1')).toMatchObject({ value: 'root', source: 'memory' });
-    expect(await raw.exists(`${prefix}orders:__tag:t`, `${prefix}__tag:t`)).toBe(2);
+    expect(await fixture.raw.exists(`${prefix}orders:__tag:t`, `${prefix}__tag:t`)).toBe(2);
 
     await a.namespace('order').set('2', 'again');
     expect(await b.namespace('order').get('2')).toBe('again');
@@ -229,6 +204,6 @@ describe('tags and clear are scoped', () => {
     await waitFor('B to drop order:2', async () => (await b.namespace('order').get('2')) === undefined);
     await sleep(50);
     expect(await b.namespace('orders').getWithMeta('1')).toMatchObject({ value: 'orders', source: 'memory' });
-    expect(await raw.get(`${prefix}orders:1`)).not.toBeNull();
+    expect(await fixture.raw.get(`${prefix}orders:1`)).not.toBeNull();
   });
 });
