@@ -4,61 +4,30 @@
  * (its PX is `ttl + grace` of real time, far longer than these tests). Loader durations and the soft and hard timeouts
  * are real timers.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LoaderTimeoutError, createCache } from 'tiercache';
 import type { Cache, CacheOptions, LoaderContext } from 'tiercache';
 import { FakeClock } from 'tiercache/testing';
 import { lockKeyFor } from '../../src/resilience/lock.js';
-import { startRedis, stopAllRedis } from './helpers/redis-server.js';
-import type { RedisProcess } from './helpers/redis-server.js';
-import {
-  closeRawClients,
-  rawClient,
-  sleep,
-  timed,
-  trackUnhandledRejections,
-  uniquePrefix,
-  waitFor,
-} from './helpers/support.js';
+import { sleep, timed, uniquePrefix, waitFor } from './helpers/support.js';
+import { useRedis } from './helpers/fixture.js';
 
 /** Timer lateness allowed on the shared 2-core machine. */
 const TIMER_SLACK_MS = 150;
 const TTL = 1000;
 const GRACE = '1h';
 
-let redis: RedisProcess;
-let raw: Redis;
-let unhandled: ReturnType<typeof trackUnhandledRejections>;
-const caches: Cache[] = [];
-
-beforeAll(async () => {
-  unhandled = trackUnhandledRejections();
-  redis = await startRedis();
-  raw = await rawClient(redis.port);
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-  await sleep(20);
-  expect(unhandled.reasons).toEqual([]);
-});
-
-afterAll(async () => {
-  unhandled.dispose();
-  await closeRawClients();
-  await stopAllRedis();
-});
+const fixture = useRedis();
 
 /** Two connected instances on one prefix and one fake clock. */
 async function pair(options: CacheOptions = {}): Promise<{ a: Cache; b: Cache; clock: FakeClock; prefix: string }> {
   const clock = new FakeClock();
   const prefix = uniquePrefix('failsafe');
   const [a, b] = [0, 1].map(() =>
-    createCache({ prefix, redis: redis.url, clock, timeouts: { redisMs: 1000 }, ...options }),
+    createCache({ prefix, redis: fixture.redis.url, clock, timeouts: { redisMs: 1000 }, ...options }),
   );
   if (a === undefined || b === undefined) throw new Error('two caches expected');
-  caches.push(a, b);
+  fixture.caches.push(a, b);
   await waitFor('the caches to connect', () => [a, b].every((c) => c.stats().redis.state === 'ready'));
   return { a, b, clock, prefix };
 }
@@ -147,8 +116,8 @@ describe('softTimeout', () => {
     await waitFor('the late result', async () => (await a.getWithMeta('k'))?.value === 'v2', { timeoutMs: 5000 });
     expect(await a.getWithMeta('k')).toMatchObject({ value: 'v2', source: 'memory' });
     expect(await b.getWithMeta('k')).toMatchObject({ value: 'v2', source: 'redis' });
-    expect(await raw.get(`${prefix}k`)).toContain('v2');
-    expect(await raw.exists(lockKeyFor(prefix, `${prefix}k`))).toBe(0);
+    expect(await fixture.raw.get(`${prefix}k`)).toContain('v2');
+    expect(await fixture.raw.exists(lockKeyFor(prefix, `${prefix}k`))).toBe(0);
     expect(calls).toBe(1);
   });
 
@@ -165,7 +134,7 @@ describe('softTimeout', () => {
     });
     await waitFor('the loader to fail', () => a.stats().loader.errors === 1);
     await sleep(50);
-    expect(unhandled.reasons).toEqual([]);
+    expect(fixture.unhandled).toEqual([]);
     expect(a.stats().inflight).toBe(0);
   });
 });
@@ -181,17 +150,19 @@ describe('hardTimeout', () => {
       return 'late';
     };
     const call = timed(() => a.getOrSet('cold', slow, { hardTimeout: 100 }));
-    await waitFor('the lock', async () => (await raw.exists(lockKey)) === 1, { intervalMs: 5 });
+    await waitFor('the lock', async () => (await fixture.raw.exists(lockKey)) === 1, { intervalMs: 5 });
     const outcome = await call.then(
       () => undefined,
       (error: unknown) => error,
     );
     expect(outcome).toBeInstanceOf(LoaderTimeoutError);
     // The lock is gone while the loader still runs, so other processes can try.
-    await waitFor('the lock to be released', async () => (await raw.exists(lockKey)) === 0, { timeoutMs: 1000 });
-    expect(await raw.exists(`${prefix}cold`)).toBe(0);
+    await waitFor('the lock to be released', async () => (await fixture.raw.exists(lockKey)) === 0, {
+      timeoutMs: 1000,
+    });
+    expect(await fixture.raw.exists(`${prefix}cold`)).toBe(0);
 
-    await waitFor('the late result in Redis', async () => (await raw.exists(`${prefix}cold`)) === 1, {
+    await waitFor('the late result in Redis', async () => (await fixture.raw.exists(`${prefix}cold`)) === 1, {
       timeoutMs: 5000,
     });
     expect(aborted).toBe(true);
@@ -209,7 +180,7 @@ describe('hardTimeout', () => {
     clock.advance(1);
     await b.set('k', 'newer');
     await waitFor('the loader to finish', () => a.stats().inflight === 0, { timeoutMs: 5000 });
-    expect(await raw.get(`${prefix}k`)).toContain('newer');
+    expect(await fixture.raw.get(`${prefix}k`)).toContain('newer');
     expect(await a.get('k')).toBe('newer');
   });
 

@@ -6,51 +6,21 @@
  * past the lock TTL, so the extension timer cannot run and Redis expires the lock. The stall here blocks this thread
  * with Atomics.wait, so no timer of any instance runs during it.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createCache } from 'tiercache';
 import type { Cache, CacheOptions } from 'tiercache';
 import { lockKeyFor } from '../../src/resilience/lock.js';
-import { startRedis, stopAllRedis } from './helpers/redis-server.js';
-import type { RedisProcess } from './helpers/redis-server.js';
-import {
-  closeRawClients,
-  rawClient,
-  sleep,
-  trackUnhandledRejections,
-  uniquePrefix,
-  waitFor,
-} from './helpers/support.js';
+import { sleep, uniquePrefix, waitFor } from './helpers/support.js';
+import { useRedis } from './helpers/fixture.js';
 
-let redis: RedisProcess;
-let raw: Redis;
-let unhandled: ReturnType<typeof trackUnhandledRejections>;
-const caches: Cache[] = [];
-
-beforeAll(async () => {
-  unhandled = trackUnhandledRejections();
-  redis = await startRedis();
-  raw = await rawClient(redis.port);
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-  await sleep(20);
-  expect(unhandled.reasons).toEqual([]);
-});
-
-afterAll(async () => {
-  unhandled.dispose();
-  await closeRawClients();
-  await stopAllRedis();
-});
+const fixture = useRedis();
 
 /** `count` connected instances on one prefix, with the same options. */
 async function instances(count: number, prefix: string, options: CacheOptions = {}): Promise<Cache[]> {
   const made = Array.from({ length: count }, () =>
-    createCache({ prefix, redis: redis.url, timeouts: { redisMs: 1000 }, ...options }),
+    createCache({ prefix, redis: fixture.redis.url, timeouts: { redisMs: 1000 }, ...options }),
   );
-  caches.push(...made);
+  fixture.caches.push(...made);
   await waitFor('the caches to connect', () => made.every((cache) => cache.stats().redis.state === 'ready'));
   return made;
 }
@@ -119,12 +89,12 @@ describe('a holder that lost its lock', () => {
     });
     await loadA.started;
     // A is past its TTL and never got to extend: Redis dropped its lock.
-    await waitFor('the lock to expire', async () => (await raw.exists(lockKey)) === 0, { timeoutMs: 2000 });
+    await waitFor('the lock to expire', async () => (await fixture.raw.exists(lockKey)) === 0, { timeoutMs: 2000 });
 
     const loadB = gatedLoader<string>();
     const callB = b.getOrSetWithMeta('k', loadB.loader);
     await loadB.started;
-    const tokenB = await raw.get(lockKey);
+    const tokenB = await fixture.raw.get(lockKey);
     expect(tokenB, 'B took the lock A lost').not.toBeNull();
     return { a, b, c, lockKey, tokenB, loadA, callA, loadB, callB };
   }
@@ -136,9 +106,9 @@ describe('a holder that lost its lock', () => {
     loadA.finish('from A (old)');
     // A's caller gets what it asked for; the tiers do not.
     expect(await callA).toMatchObject({ value: 'from A (old)', source: 'origin' });
-    expect(await raw.get(lockKey)).toBe(tokenB);
-    expect(await raw.pttl(lockKey)).toBeGreaterThan(0);
-    expect(await raw.exists(`${prefix}k`)).toBe(0);
+    expect(await fixture.raw.get(lockKey)).toBe(tokenB);
+    expect(await fixture.raw.pttl(lockKey)).toBeGreaterThan(0);
+    expect(await fixture.raw.exists(`${prefix}k`)).toBe(0);
     expect(await a.getWithMeta('k')).toBeUndefined();
 
     let loadedByC = 0;
@@ -151,7 +121,7 @@ describe('a holder that lost its lock', () => {
     expect(await callB).toMatchObject({ value: 'from B (new)', source: 'origin' });
     expect(await callC).toMatchObject({ value: 'from B (new)', source: 'redis' });
     expect(loadedByC).toBe(0);
-    expect(await raw.exists(lockKey)).toBe(0);
+    expect(await fixture.raw.exists(lockKey)).toBe(0);
     for (const cache of [a, b, c]) expect(await cache.get('k')).toBe('from B (new)');
   });
 
@@ -162,10 +132,10 @@ describe('a holder that lost its lock', () => {
     loadA.fail(new Error('origin failed'));
     await expect(callA).rejects.toThrow('origin failed');
     // The failure path releases by compare-and-delete: B's lock stays.
-    expect(await raw.get(lockKey)).toBe(tokenB);
+    expect(await fixture.raw.get(lockKey)).toBe(tokenB);
     loadB.finish('from B');
     expect(await callB).toMatchObject({ value: 'from B', source: 'origin' });
-    expect(await raw.exists(lockKey)).toBe(0);
+    expect(await fixture.raw.exists(lockKey)).toBe(0);
   });
 });
 
@@ -190,7 +160,7 @@ describe('a load that a newer write or a delete overtook', () => {
       load.finish('older, from the load');
 
       expect(await call).toMatchObject({ value: 'older, from the load', source: 'origin' });
-      expect(await raw.exists(lockKeyFor(prefix, `${prefix}k`))).toBe(0);
+      expect(await fixture.raw.exists(lockKeyFor(prefix, `${prefix}k`))).toBe(0);
       expect(await c.getWithMeta('k')).toMatchObject({ value: 'newer, from set', source: 'redis' });
       expect(await a.get('k')).toBe('newer, from set');
       expect(await b.getWithMeta('k')).toMatchObject({ value: 'newer, from set', source: 'memory' });
@@ -203,12 +173,12 @@ describe('a load that a newer write or a delete overtook', () => {
       const load = gatedLoader<string>();
       const call = a.getOrSetWithMeta('fresh', load.loader);
       await load.started;
-      expect(await raw.exists(lockKeyFor(prefix, `${prefix}fresh`))).toBe(1);
+      expect(await fixture.raw.exists(lockKeyFor(prefix, `${prefix}fresh`))).toBe(1);
       expect(await b.delete('fresh')).toBe(false);
       load.finish('loaded before the delete');
 
       expect(await call).toMatchObject({ value: 'loaded before the delete', source: 'origin' });
-      expect(await raw.exists(`${prefix}fresh`)).toBe(0);
+      expect(await fixture.raw.exists(`${prefix}fresh`)).toBe(0);
       for (const cache of [a, b, c]) expect(await cache.get('fresh')).toBeUndefined();
       // The untouched key is still there: the guard is per key.
       expect(await c.get('k')).toBe('before');
@@ -229,10 +199,10 @@ describe('a lock TTL shorter than a live loader', () => {
       return 'slow value';
     };
     const first = a.getOrSetWithMeta('k', slow);
-    await waitFor('the lock', async () => (await raw.exists(lockKey)) === 1);
+    await waitFor('the lock', async () => (await fixture.raw.exists(lockKey)) === 1);
     // More than two TTLs later the lock is still there, extended by its live holder.
     await sleep(1100);
-    expect(await raw.exists(lockKey)).toBe(1);
+    expect(await fixture.raw.exists(lockKey)).toBe(1);
     const second = b.getOrSetWithMeta('k', slow);
     expect(await first).toMatchObject({ value: 'slow value', source: 'origin' });
     expect(await second).toMatchObject({ value: 'slow value', source: 'redis' });
@@ -247,7 +217,7 @@ describe('waiting for another instance’s load', () => {
     // The default lock TTL (10 s) makes the fallback poll 250 ms: a wake-up by polling would show.
     const [a, b] = three(await instances(3, prefix));
     await waitFor('both subscribers', async () => {
-      const reply = (await raw.pubsub('NUMSUB', `${prefix}__loaded`)) as [string, number];
+      const reply = (await fixture.raw.pubsub('NUMSUB', `${prefix}__loaded`)) as [string, number];
       return Number(reply[1]) >= 3;
     });
     const load = gatedLoader<string>();
@@ -277,7 +247,7 @@ describe('waiting for another instance’s load', () => {
     const [a] = three(await instances(3, prefix, { lock: { ttlMs: 10_000, waitMs: 300 } }));
     const lockKey = lockKeyFor(prefix, `${prefix}k`);
     // A holder somewhere that never finishes (and has not died: its lock stays).
-    await raw.set(lockKey, 'another process', 'PX', 10_000);
+    await fixture.raw.set(lockKey, 'another process', 'PX', 10_000);
     const started = performance.now();
     expect(await a.getOrSetWithMeta('k', () => 'loaded anyway')).toMatchObject({
       value: 'loaded anyway',
@@ -288,9 +258,9 @@ describe('waiting for another instance’s load', () => {
     // waitMs, then at most one poll (250 ms at this TTL) and the load, with room for the machine.
     expect(waited).toBeLessThan(300 + 250 + 300);
     expect(a.stats().lock).toMatchObject({ acquired: 0, waits: 1, waitTimeouts: 1 });
-    expect(await raw.get(lockKey)).toBe('another process');
+    expect(await fixture.raw.get(lockKey)).toBe('another process');
     // Written without the lock: availability wins over dedupe.
     expect(await a.get('k')).toBe('loaded anyway');
-    expect(await raw.exists(`${prefix}k`)).toBe(1);
+    expect(await fixture.raw.exists(`${prefix}k`)).toBe(1);
   });
 });

@@ -15,6 +15,10 @@ export interface RedisFixture {
   open(prefix: string, options?: CacheOptions): Promise<Cache>;
   /** Closes `cache` after the test too. */
   track<T extends Cache>(cache: T): T;
+  /** The caches closed after the current test (push to add more). */
+  readonly caches: Cache[];
+  /** Unhandled rejections seen so far in the current test (each test fails if any are left at its end). */
+  readonly unhandled: readonly unknown[];
 }
 
 export interface RedisFixtureOptions {
@@ -56,6 +60,10 @@ export function useRedis(options: RedisFixtureOptions = {}): RedisFixture {
   });
 
   const fixture: RedisFixture = {
+    caches,
+    get unhandled(): readonly unknown[] {
+      return unhandled?.reasons ?? [];
+    },
     get redis(): RedisProcess {
       if (redis === undefined) throw new Error('useRedis: the server starts in beforeAll');
       return redis;
