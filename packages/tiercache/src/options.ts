@@ -265,11 +265,30 @@ export function toMs(name: string, value: unknown, { allowZero = false } = {}): 
   return ms;
 }
 
-function positiveInteger(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new ConfigurationError(`Expected \`${name}\` to be a positive integer, got ${describeValue(value)}`);
+/** A positive safe integer (at most `max`), or a ConfigurationError naming the option. Shared by every module's options. */
+export function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > max) {
+    const bound = max === Number.MAX_SAFE_INTEGER ? '' : ` of at most ${max}`;
+    throw new ConfigurationError(`Expected \`${name}\` to be a positive integer${bound}, got ${describeValue(value)}`);
   }
   return value;
+}
+
+/**
+ * An http:// or https:// URL, or a ConfigurationError that does not show it (a webhook or internal URL may carry a
+ * credential).
+ */
+export function httpUrl(name: string, value: unknown): URL {
+  let url: URL | undefined;
+  try {
+    url = new URL(String(value));
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new ConfigurationError(`Expected \`${name}\` to be an http:// or https:// URL`);
+  }
+  return url;
 }
 
 /** `what` names every accepted form, so `memory: true` is not told that only an object would do when false would too. */

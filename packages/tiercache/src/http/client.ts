@@ -1,5 +1,5 @@
 import { ConfigurationError, describeValue } from '../errors.js';
-import { toMs } from '../options.js';
+import { httpUrl, toMs } from '../options.js';
 import type { Duration } from '../types.js';
 import { EVICT_DEFAULTS } from './core.js';
 import { FailureStreak, attempt, consoleLogger, redactUrl } from './post.js';
@@ -106,16 +106,7 @@ export function createInvalidationClient(options: InvalidationClientOptions = {}
     };
   }
 
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch {
-    url = new URL('invalid:');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    // The URL itself is not shown: it may carry credentials.
-    throw new ConfigurationError('Expected `url` to be an http:// or https:// URL');
-  }
+  const url = httpUrl('url', options.url);
   const key = options.key;
   if (typeof key !== 'string' || key.length === 0) {
     throw new ConfigurationError('Expected `key` to be a non-empty string when `url` is set');

@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { CacheError, ConfigurationError, InvalidKeyError, describeValue } from '../errors.js';
+import { positiveInteger } from '../options.js';
 
 /** What the endpoint needs from a cache. Structural, so a `Cache` (or a namespace of one) fits as it is. */
 export interface EvictableCache {
@@ -130,8 +131,8 @@ export function createEvictCore(options: EvictHandlerOptions): EvictCore {
   if (typeof header !== 'string' || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(header)) {
     throw new ConfigurationError(`Expected \`header\` to be an HTTP header name, got ${describeValue(header)}`);
   }
-  const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, EVICT_DEFAULTS.maxBodyBytes);
-  const maxItems = positiveInteger('maxItems', options.maxItems, EVICT_DEFAULTS.maxItems);
+  const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? EVICT_DEFAULTS.maxBodyBytes);
+  const maxItems = positiveInteger('maxItems', options.maxItems ?? EVICT_DEFAULTS.maxItems);
   const logger = options.logger;
   if (logger !== undefined && (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function')) {
     throw new ConfigurationError(
@@ -164,14 +165,6 @@ export function createEvictCore(options: EvictHandlerOptions): EvictCore {
     },
     warn,
   };
-}
-
-function positiveInteger(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new ConfigurationError(`Expected \`${name}\` to be a positive integer, got ${describeValue(value)}`);
-  }
-  return value;
 }
 
 const FIELDS = new Set(['keys', 'tags', 'all']);

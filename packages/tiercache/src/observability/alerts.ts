@@ -7,7 +7,7 @@
  * slow or dead webhook costs the request path nothing; its rejection is caught and counted.
  */
 import { ConfigurationError, describeValue } from '../errors.js';
-import { toMs } from '../options.js';
+import { positiveInteger, toMs } from '../options.js';
 import type { Clock, Duration } from '../types.js';
 
 export type AlertKind = 'redis-error' | 'breaker-open' | 'breaker-half-open' | 'breaker-close';
@@ -109,12 +109,7 @@ export class AlertGate {
     if (typeof options.notify !== 'function') {
       throw new ConfigurationError(`Expected \`alerts.notify\` to be a function, got ${describeValue(options.notify)}`);
     }
-    const max = options.maxDistinctKeys ?? ALERT_DEFAULTS.maxDistinctKeys;
-    if (!Number.isSafeInteger(max) || max <= 0) {
-      throw new ConfigurationError(
-        `Expected \`alerts.maxDistinctKeys\` to be a positive integer, got ${describeValue(max)}`,
-      );
-    }
+    const max = positiveInteger('alerts.maxDistinctKeys', options.maxDistinctKeys ?? ALERT_DEFAULTS.maxDistinctKeys);
     this.#notify = options.notify;
     this.#cooldown =
       options.cooldown === undefined

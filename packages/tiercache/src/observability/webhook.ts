@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { ConfigurationError, describeValue } from '../errors.js';
 import { FailureStreak, attempt, consoleLogger } from '../http/post.js';
 import type { OutboundLogger } from '../http/post.js';
-import { toMs } from '../options.js';
+import { httpUrl, positiveInteger, toMs } from '../options.js';
 import type { Duration } from '../types.js';
 import type { AlertKind, AlertNotification } from './alerts.js';
 
@@ -80,16 +80,7 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
   if (typeof options !== 'object' || options === null) {
     throw new ConfigurationError(`Expected the webhook options to be an object, got ${describeValue(options)}`);
   }
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch {
-    url = new URL('invalid:');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    // The URL itself is not shown: a webhook URL is a credential.
-    throw new ConfigurationError('Expected `url` to be an http:// or https:// URL');
-  }
+  const url = httpUrl('url', options.url);
   const timeoutMs = options.timeout === undefined ? WEBHOOK_DEFAULTS.timeout : toMs('timeout', options.timeout);
   const format = options.format ?? WEBHOOK_DEFAULTS.format;
   // Node loads its fetch implementation on first use, synchronously (120–400 ms measured here): pay that now, at
@@ -98,12 +89,7 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
   if (format !== 'slack' && format !== 'json') {
     throw new ConfigurationError(`Expected \`format\` to be 'slack' or 'json', got ${describeValue(format)}`);
   }
-  const maxInFlight = options.maxInFlight ?? WEBHOOK_DEFAULTS.maxInFlight;
-  if (!Number.isSafeInteger(maxInFlight) || maxInFlight <= 0) {
-    throw new ConfigurationError(
-      `Expected \`maxInFlight\` to be a positive integer, got ${describeValue(maxInFlight)}`,
-    );
-  }
+  const maxInFlight = positiveInteger('maxInFlight', options.maxInFlight ?? WEBHOOK_DEFAULTS.maxInFlight);
   const logger = options.logger ?? consoleLogger;
   if (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function') {
     throw new ConfigurationError(

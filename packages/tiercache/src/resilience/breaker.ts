@@ -1,6 +1,6 @@
 import { CacheError, CacheTimeoutError, ConfigurationError, ConnectionError, describeValue } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
-import { DEFAULTS, toMs } from '../options.js';
+import { DEFAULTS, positiveInteger, toMs } from '../options.js';
 import { systemClock } from '../types.js';
 import type { Clock, Duration } from '../types.js';
 
@@ -46,15 +46,6 @@ const MAX_THRESHOLD = 10_000;
 
 const KNOWN = ['threshold', 'windowMs', 'openMs', 'minDistinctKeys'] as const;
 
-function integerOption(name: string, value: unknown, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > max) {
-    throw new ConfigurationError(
-      `Expected \`${name}\` to be a positive integer of at most ${max}, got ${describeValue(value)}`,
-    );
-  }
-  return value;
-}
-
 /**
  * Validates `breaker` options and fills in BREAKER_DEFAULTS. Throws `ConfigurationError` naming the first bad option.
  * `false` (no breaker) is the caller's to handle before calling this.
@@ -74,7 +65,7 @@ export function validateBreakerOptions(input: unknown = {}): ResolvedBreakerOpti
   const threshold =
     options['threshold'] === undefined
       ? BREAKER_DEFAULTS.threshold
-      : integerOption('breaker.threshold', options['threshold'], MAX_THRESHOLD);
+      : positiveInteger('breaker.threshold', options['threshold'], MAX_THRESHOLD);
   const windowMs =
     options['windowMs'] === undefined ? BREAKER_DEFAULTS.windowMs : toMs('breaker.windowMs', options['windowMs']);
   const openMs = options['openMs'] === undefined ? BREAKER_DEFAULTS.openMs : toMs('breaker.openMs', options['openMs']);
@@ -83,7 +74,7 @@ export function validateBreakerOptions(input: unknown = {}): ResolvedBreakerOpti
     // The default must not make a small explicit threshold unreachable.
     minDistinctKeys = Math.min(BREAKER_DEFAULTS.minDistinctKeys, threshold);
   } else {
-    minDistinctKeys = integerOption('breaker.minDistinctKeys', options['minDistinctKeys'], MAX_THRESHOLD);
+    minDistinctKeys = positiveInteger('breaker.minDistinctKeys', options['minDistinctKeys'], MAX_THRESHOLD);
     if (minDistinctKeys > threshold) {
       throw new ConfigurationError(
         `Expected \`breaker.minDistinctKeys\` to be at most \`breaker.threshold\` (${threshold}), got ${describeValue(minDistinctKeys)}`,
