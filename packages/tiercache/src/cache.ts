@@ -602,9 +602,26 @@ class TierCache implements Cache {
     if (lockOptions === false || this.#core.remote === undefined) return { kind: 'load', token: '' };
     const lockKey = lockKeyFor(this.prefix, fullKey);
     const token = lockToken();
-    const first = await this.#tryRemote('lock', key, (remote) => remote.acquireLock(lockKey, token, lockOptions.ttlMs));
+    // A load takes the lock only while Redis still has no fresh value (one atomic step): another process's value
+    // landing between our miss and our attempt is read, not loaded again. A refresh replaces a fresh value: no guard.
+    const attempt = () =>
+      this.#tryRemote('lock', key, (remote) =>
+        remote.acquireLock(
+          lockKey,
+          token,
+          lockOptions.ttlMs,
+          refreshing === undefined ? { key: fullKey, now: this.#core.clock.now() } : undefined,
+        ),
+      );
+    const first = await attempt();
     if (!first.ok) return { kind: 'load', token: '' };
-    if (first.value) {
+    if (first.value === 'fresh') {
+      const fresh = this.#freshFromRemote(fullKey, await this.#readRemote(key, fullKey));
+      if (fresh !== undefined) {
+        counters.redisHits++;
+        return { kind: 'value', result: fresh };
+      }
+    } else if (first.value) {
       counters.locksAcquired++;
       // A refresh that read Redis before another process wrote its refresh, and took the lock after that process
       // let go, would load again: look once more, and take what is there if it is newer than the copy refreshed.
@@ -635,13 +652,18 @@ class TierCache implements Cache {
         return { kind: 'value', result: fresh };
       }
       // The holder finished without a value, failed, or died and its lock expired: one waiter takes over.
-      const again = await this.#tryRemote('lock', key, (remote) =>
-        remote.acquireLock(lockKey, token, lockOptions.ttlMs),
-      );
+      const again = await attempt();
       if (!again.ok) break;
-      if (again.value) {
+      if (again.value === true) {
         counters.locksAcquired++;
         return { kind: 'load', token };
+      }
+      if (again.value === 'fresh') {
+        const landed = this.#freshFromRemote(fullKey, await this.#readRemote(key, fullKey));
+        if (landed !== undefined) {
+          counters.redisHits++;
+          return { kind: 'value', result: landed };
+        }
       }
     }
     counters.lockWaitTimeouts++;

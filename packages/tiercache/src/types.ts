@@ -61,7 +61,7 @@ export interface RemoteTier {
   /** Unlinks every key under the literal `prefix` (SCAN + UNLINK; glob characters escaped). Returns how many. */
   deleteByPrefix(prefix: string): Promise<number>;
   /** `SET lockKey token NX PX ttlMs`: true when this caller now holds the lock. */
-  acquireLock(lockKey: string, token: string, ttlMs: number): Promise<boolean>;
+  acquireLock(lockKey: string, token: string, ttlMs: number, guard?: LockGuard): Promise<boolean | 'fresh'>;
   /** Extends the lock only while `token` still holds it (compare-and-pexpire). */
   extendLock(lockKey: string, token: string, ttlMs: number): Promise<boolean>;
   /** Deletes the lock only while `token` still holds it (compare-and-delete): never another owner's lock. */
@@ -79,6 +79,16 @@ export interface RemoteTier {
   invalidateTags(tagKeys: readonly string[], lockKeyOf: (key: string) => string): Promise<number>;
   publish(channel: string, message: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Take the lock only while `key` holds no entry fresh at `now` (its `e` past `now`), in the same atomic step:
+ * `'fresh'` says another process's value landed between this process's miss and its lock attempt, so loading again
+ * would be a second load of the same key.
+ */
+export interface LockGuard {
+  readonly key: string;
+  readonly now: number;
 }
 
 export interface LoadedWrite extends RemoteWrite {

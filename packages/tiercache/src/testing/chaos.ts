@@ -1,6 +1,6 @@
 import { CacheTimeoutError, ConfigurationError, ConnectionError, describeValue } from '../errors.js';
 import { toMs } from '../options.js';
-import type { Duration, LoadedWrite, RemoteTier, RemoteWrite } from '../types.js';
+import type { Duration, LoadedWrite, LockGuard, RemoteTier, RemoteWrite } from '../types.js';
 
 export type ChaosOperation =
   | 'get'
@@ -234,8 +234,8 @@ export class ChaosRemoteTier implements RemoteTier {
     return this.#run('deleteByPrefix', () => this.#inner.deleteByPrefix(prefix));
   }
 
-  acquireLock(lockKey: string, token: string, ttlMs: number): Promise<boolean> {
-    return this.#run('acquireLock', () => this.#inner.acquireLock(lockKey, token, ttlMs));
+  acquireLock(lockKey: string, token: string, ttlMs: number, guard?: LockGuard): Promise<boolean | 'fresh'> {
+    return this.#run('acquireLock', () => this.#inner.acquireLock(lockKey, token, ttlMs, guard));
   }
 
   extendLock(lockKey: string, token: string, ttlMs: number): Promise<boolean> {

@@ -1,7 +1,7 @@
 import { ConfigurationError, ConnectionError, RedisReplyError, describeValue } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
 import { systemClock } from '../types.js';
-import type { Clock, LoadedWrite, RemoteTier, RemoteWrite } from '../types.js';
+import type { Clock, LoadedWrite, LockGuard, RemoteTier, RemoteWrite } from '../types.js';
 
 interface Stored {
   readonly value: string;
@@ -161,10 +161,16 @@ export class InMemoryRemoteTier implements RemoteTier {
     return removed;
   }
 
-  async acquireLock(lockKey: string, token: string, ttlMs: number): Promise<boolean> {
+  async acquireLock(lockKey: string, token: string, ttlMs: number, guard?: LockGuard): Promise<boolean | 'fresh'> {
     this.#open();
     checkTtl(ttlMs, 'set');
     const now = this.#clock.now();
+    if (guard !== undefined) {
+      const current = this.#read(guard.key, now);
+      const expires =
+        current === undefined ? undefined : /^\{"v":\d+,"k":\d,"c":\d+,"e":(\d+)/.exec(current.value)?.[1];
+      if (expires !== undefined && Number(expires) > guard.now) return 'fresh';
+    }
     if (this.#read(lockKey, now) !== undefined) return false;
     this.#data.set(lockKey, { value: token, expiresAt: now + ttlMs });
     return true;

@@ -2,7 +2,7 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import type { ChainableCommander, RedisOptions } from 'ioredis';
 import { CacheError, CacheTimeoutError, ConnectionError, RedisReplyError } from '../errors.js';
-import type { LoadedWrite, RemoteTier, RemoteWrite } from '../types.js';
+import type { LoadedWrite, LockGuard, RemoteTier, RemoteWrite } from '../types.js';
 
 type Client = Redis | Cluster;
 
@@ -51,6 +51,12 @@ const TAG_POP = `
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
 redis.call('DEL', KEYS[1])
 return members`;
+
+/** Whether an encoded entry (written in the fixed field order) is still fresh at `now`. */
+function expiresAfter(encoded: string, now: number): boolean {
+  const expires = /^\{"v":\d+,"k":\d,"c":\d+,"e":(\d+)/.exec(encoded)?.[1];
+  return expires !== undefined && Number(expires) > now;
+}
 
 /** KEYS: lock. ARGV: token. */
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
@@ -377,9 +383,26 @@ export class RedisTier implements RemoteTier {
     return total;
   }
 
-  async acquireLock(lockKey: string, token: string, ttlMs: number): Promise<boolean> {
+  async acquireLock(lockKey: string, token: string, ttlMs: number, guard?: LockGuard): Promise<boolean | 'fresh'> {
     try {
-      return (await this.#bound(this.#client.set(lockKey, token, 'PX', ttlMs, 'NX'))) === 'OK';
+      if (guard === undefined) {
+        return (await this.#bound(this.#client.set(lockKey, token, 'PX', ttlMs, 'NX'))) === 'OK';
+      }
+      // MULTI rather than a script: Redis' NOLOOP covers a client's own transactions but not its scripts, and a lock
+      // taken by a script would echo back to this instance as a tracking invalidation.
+      const replies = await this.#bound(
+        this.#client.multi().set(lockKey, token, 'PX', ttlMs, 'NX').get(guard.key).exec(),
+      );
+      const [setError, taken] = replies?.[0] ?? [new Error('the transaction was aborted'), null];
+      const [getError, current] = replies?.[1] ?? [null, null];
+      if (setError) throw setError;
+      if (getError) throw getError;
+      if (typeof current === 'string' && expiresAfter(current, guard.now)) {
+        // Taken together with a value that landed since our miss: give the lock straight back.
+        if (taken === 'OK') await this.#bound(this.#scripts.tiercacheRelease(lockKey, token));
+        return 'fresh';
+      }
+      return taken === 'OK';
     } catch (error) {
       throw toCacheError(error);
     }
