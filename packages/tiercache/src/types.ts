@@ -165,15 +165,8 @@ export interface RemoteTier {
  * Redis (outages), as cockatiel's `handleWhen` does.
  */
 export interface CallPolicy {
-  /**
-   * `keys`: what the call was about, for the failure accounting: a failed batch counts once per key it carried, so
-   * that batching does not make the breaker slower to see an outage.
-   */
-  execute<T>(
-    fn: () => Promise<T>,
-    keys: string | readonly string[] | undefined,
-    counts: (error: unknown) => boolean,
-  ): Promise<T>;
+  /** `key`: what the call was about (undefined for a batch of several keys, which counts as a key of its own). */
+  execute<T>(fn: () => Promise<T>, key: string | undefined, counts: (error: unknown) => boolean): Promise<T>;
   /** True while a call would be turned away without being tried (open, or half-open with the probe out). */
   readonly rejecting: boolean;
 }

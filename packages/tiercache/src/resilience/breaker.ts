@@ -293,7 +293,7 @@ export class CircuitBreaker implements CallPolicy {
    */
   async execute<T>(
     fn: () => Promise<T>,
-    keys: string | readonly string[] | undefined,
+    key: string | undefined,
     counts: (error: unknown) => boolean = isOutageError,
   ): Promise<T> {
     const ticket = this.acquire();
@@ -302,13 +302,8 @@ export class CircuitBreaker implements CallPolicy {
     try {
       value = await fn();
     } catch (error) {
-      if (!counts(error)) this.success(ticket);
-      else if (typeof keys === 'object') {
-        // At most `threshold` of them matter: the window keeps no more.
-        const limit = Math.min(keys.length, this.#options.threshold);
-        for (let i = 0; i < limit; i++) this.failure(ticket, keys[i]);
-        if (limit === 0) this.failure(ticket, undefined);
-      } else this.failure(ticket, keys);
+      if (counts(error)) this.failure(ticket, key);
+      else this.success(ticket);
       throw error;
     }
     this.success(ticket);

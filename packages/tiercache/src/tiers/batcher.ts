@@ -183,11 +183,8 @@ export class TurnBatcher {
     this.#inflight++;
     const only = keys.length === 1 ? (keys[0] as string) : undefined;
     void this.#accessor
-      .run(
-        'get',
-        reportKey,
-        (tier) => (only !== undefined ? tier.get(only).then((value): RawValue[] => [value]) : tier.getMany(keys)),
-        keys,
+      .run('get', reportKey, (tier) =>
+        only !== undefined ? tier.get(only).then((value): RawValue[] => [value]) : tier.getMany(keys),
       )
       .then((outcome) => {
         this.#inflight--;
@@ -221,12 +218,7 @@ export class TurnBatcher {
       }
     }
     void this.#accessor
-      .run(
-        'lock',
-        reportKey,
-        (tier) => tier.readOrLock(reads, token, ttlMs, Date.now()),
-        reads.map((read) => read.key),
-      )
+      .run('lock', reportKey, (tier) => tier.readOrLock(reads, token, ttlMs, Date.now()))
       .then((outcome) => {
         this.#inflight--;
         const answered = new Set<number>();
@@ -257,15 +249,11 @@ export class TurnBatcher {
     const reportKey = writes.length === 1 ? first.key : undefined;
     const scripted = this.#scripted();
     void this.#accessor
-      .run(
-        operation,
-        reportKey,
-        (tier) =>
-          tier.write(
-            writes.map((w) => w.op),
-            { scripted },
-          ),
-        writes.map((w) => (w.op.kind === 'unlink' ? (w.op.keys[0] ?? '') : w.op.key)),
+      .run(operation, reportKey, (tier) =>
+        tier.write(
+          writes.map((w) => w.op),
+          { scripted },
+        ),
       )
       .then((outcome) => {
         this.#inflight--;

@@ -99,15 +99,13 @@ export class RemoteAccessor {
     operation: RemoteOperation,
     key: string | undefined,
     fn: (tier: RemoteTier) => Promise<T>,
-    /** The keys a batch carried, for the breaker's failure accounting; `key` alone otherwise. */
-    keys?: readonly string[],
   ): Promise<RemoteOutcome<T>> {
     const status = this.#tier.status;
     if (status === 'down') {
       this.#counters.redisSkipped++;
       return Promise.resolve(SKIPPED);
     }
-    const call = this.#call(operation, key, fn, status === 'connecting', keys);
+    const call = this.#call(operation, key, fn, status === 'connecting');
     this.#inflight.add(call);
     void call.finally(() => this.#inflight.delete(call));
     return call;
@@ -118,7 +116,6 @@ export class RemoteAccessor {
     key: string | undefined,
     fn: (tier: RemoteTier) => Promise<T>,
     connecting: boolean,
-    keys: readonly string[] | undefined,
   ): Promise<RemoteOutcome<T>> {
     const started = connecting ? performance.now() : 0;
     const send = async (): Promise<T> => {
@@ -135,8 +132,7 @@ export class RemoteAccessor {
         : fn(this.#tier);
     };
     try {
-      const value =
-        this.#policy === undefined ? await send() : await this.#policy.execute(send, keys ?? key, countsAgainst);
+      const value = this.#policy === undefined ? await send() : await this.#policy.execute(send, key, countsAgainst);
       this.#after?.();
       return { ok: true, value };
     } catch (caught) {
