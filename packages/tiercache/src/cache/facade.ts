@@ -103,7 +103,7 @@ export class TierCache implements Cache {
         return Promise.resolve(entry.value as T);
       }
     }
-    return reads.getSlow(key, this.prefix + key).then((result) => result?.value as T | undefined);
+    return reads.getSlowValue(key, this.prefix + key) as Promise<T | undefined>;
   }
 
   getWithMeta<T = unknown>(key: string): Promise<ReadResult<T> | undefined> {

@@ -9,6 +9,9 @@ import type { RawValue, TurnBatcher, Unreached } from '../tiers/batcher.js';
 import type { Clock, MemoryTier } from '../types.js';
 import type { ReadResult, Reporter, View } from './view.js';
 
+const asResult = (result: ReadResult<unknown> | undefined): ReadResult<unknown> | undefined => result;
+const asValue = (result: ReadResult<unknown> | undefined): unknown => result?.value;
+
 /** A read of one key from Redis: the decoded entry (fresh or within grace) and its encoded size. */
 export interface RemoteEntry {
   readonly entry: Entry;
@@ -77,11 +80,29 @@ export class ReadPath {
   }
 
   /** After a memory miss: Redis, counted as a hit or a miss. */
-  async getSlow(key: string, fullKey: string): Promise<ReadResult<unknown> | undefined> {
-    const result = this.fromRemote(fullKey, await this.readRemote(key, fullKey));
-    if (result === undefined) this.#counters.misses++;
-    else this.#counters.redisHits++;
-    return result;
+  getSlow(key: string, fullKey: string): Promise<ReadResult<unknown> | undefined> {
+    return this.#slow(key, fullKey, asResult);
+  }
+
+  /** `getSlow` for `get`, which needs the value alone: one continuation less on the hottest remote path. */
+  getSlowValue(key: string, fullKey: string): Promise<unknown> {
+    return this.#slow(key, fullKey, asValue);
+  }
+
+  #slow<R>(key: string, fullKey: string, shape: (result: ReadResult<unknown> | undefined) => R): Promise<R> {
+    const batcher = this.#batcher;
+    if (batcher === undefined) {
+      this.#counters.misses++;
+      return Promise.resolve(shape(undefined));
+    }
+    const watch = this.#coherence.watchRead(fullKey);
+    return batcher.read(fullKey, key).then((raw) => {
+      const keep = this.#coherence.endRead(fullKey, watch);
+      const result = raw === UNREACHED ? undefined : this.fromRemote(fullKey, this.#found(key, raw, keep));
+      if (result === undefined) this.#counters.misses++;
+      else this.#counters.redisHits++;
+      return shape(result);
+    });
   }
 
   async mget(view: View, keys: readonly string[]): Promise<unknown[]> {

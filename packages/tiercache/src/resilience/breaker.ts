@@ -291,23 +291,31 @@ export class CircuitBreaker implements CallPolicy {
    * open (or while the half-open probe is out), and reports its outcome, so callers never hold tickets. Only errors
    * `counts` accepts are failures; any other error is a sign of life (the server answered) and counts as a success.
    */
-  async execute<T>(
+  execute<T>(
     fn: () => Promise<T>,
     key: string | undefined,
     counts: (error: unknown) => boolean = isOutageError,
   ): Promise<T> {
     const ticket = this.acquire();
-    if (ticket.kind === 'reject') throw new CircuitOpenError();
-    let value: T;
+    if (ticket.kind === 'reject') return Promise.reject(new CircuitOpenError());
+    let pending: Promise<T>;
     try {
-      value = await fn();
+      pending = fn();
     } catch (error) {
-      if (counts(error)) this.failure(ticket, key);
-      else this.success(ticket);
-      throw error;
+      pending = Promise.reject(error as Error);
     }
-    this.success(ticket);
-    return value;
+    // One continuation, not an async function: this runs on every call to Redis.
+    return pending.then(
+      (value) => {
+        this.success(ticket);
+        return value;
+      },
+      (error: unknown) => {
+        if (counts(error)) this.failure(ticket, key);
+        else this.success(ticket);
+        throw error;
+      },
+    );
   }
 
   /** True while a call would be turned away untried: open, or half-open with its one probe out. */

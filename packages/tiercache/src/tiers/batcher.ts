@@ -181,11 +181,20 @@ export class TurnBatcher {
     this.#reads = [];
     this.#readKey = undefined;
     this.#inflight++;
-    const only = keys.length === 1 ? (keys[0] as string) : undefined;
+    if (keys.length === 1) {
+      // A lone read is a plain GET, answered without an array.
+      void this.#accessor
+        .run('get', reportKey, (tier) => tier.get(keys[0] as string))
+        .then((outcome) => {
+          this.#inflight--;
+          const value = outcome.ok ? outcome.value : UNREACHED;
+          for (const read of reads)
+            read.resolve(typeof read.at === 'number' ? value : value === UNREACHED ? value : [value]);
+        });
+      return;
+    }
     void this.#accessor
-      .run('get', reportKey, (tier) =>
-        only !== undefined ? tier.get(only).then((value): RawValue[] => [value]) : tier.getMany(keys),
-      )
+      .run('get', reportKey, (tier) => tier.getMany(keys))
       .then((outcome) => {
         this.#inflight--;
         if (!outcome.ok) {

@@ -1,6 +1,5 @@
-import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
-import type { ChainableCommander, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { CacheError } from '../errors.js';
 import { toCacheError } from './errors.js';
 
@@ -21,6 +20,22 @@ import type {
   WriteReply,
 } from '../types.js';
 import { Subscriber } from './redis-subscriber.js';
+import { RedisBatches } from './redis-batch.js';
+import { failFastOptions, groupBySlot, isClient, statusOf } from './redis-connection.js';
+import {
+  EXTEND_LOCK,
+  READ_OR_LOCK,
+  RELEASE_LOCK,
+  SET_LOADED,
+  SET_MANY,
+  TAG_ADD,
+  TAG_POP,
+  expiresAfter,
+  loadedArgs,
+} from './redis-scripts.js';
+import type { PipelineOp, ScriptCommands, TagPipeline } from './redis-scripts.js';
+
+export { failFastOptions, reconnectDelay } from './redis-connection.js';
 
 type Client = Redis | Cluster;
 
@@ -31,188 +46,12 @@ export interface RedisTierOptions {
   readonly onConnectionError: (error: CacheError) => void;
 }
 
-/*
- * The scripts below take a data key and its lock key; the lock key carries the data key as its hash tag (see
- * resilience/lock.ts), so both live in one slot and the scripts are Cluster-safe.
- */
-
-/** KEYS: data, lock. ARGV: value, pttl, createdAt, token, channel, message. Returns 1 when written. */
-const SET_LOADED = `
-if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
-local current = redis.call('GET', KEYS[1])
-if current then
-  local created = tonumber(string.match(current, '^{"v":%d+,"k":%d,"c":(%d+)'))
-  if created and created > tonumber(ARGV[3]) then
-    if ARGV[4] ~= '' then redis.call('DEL', KEYS[2]) end
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[4] ~= '' then redis.call('DEL', KEYS[2]) end
-if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
-return 1`;
-
-/**
- * KEYS: tag set. ARGV: member, its expiry (ms since epoch), now. The tag set is a sorted set scored by each member's
- * expiry: members that expired are pruned on every add, and the set itself expires with its last member, so tag
- * bookkeeping never outlives what it indexes.
- */
-const TAG_ADD = `
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
-return 1`;
-
-/** KEYS: tag set. ARGV: now. Returns the live members and deletes the set, atomically. */
-const TAG_POP = `
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
-redis.call('DEL', KEYS[1])
-return members`;
-
-/** Whether an encoded entry (written in the fixed field order) is still fresh at `now`. */
-function expiresAfter(encoded: string, now: number): boolean {
-  const expires = /^\{"v":\d+,"k":\d,"c":\d+,"e":(\d+)/.exec(encoded)?.[1];
-  return expires !== undefined && Number(expires) > now;
-}
-
-/**
- * "The value, or else the lock", for the keys of one turn's loads in one call. KEYS: data1, lock1, data2, lock2, …
- * ARGV: token, pttl, now. Returns value1, taken1, value2, taken2, … (a value is nil for a miss; taken is 1 when the
- * lock was set, which happens only for a key without an entry fresh at `now`).
- */
-const READ_OR_LOCK = `
-local out = {}
-for i = 1, #KEYS, 2 do
-  local value = redis.call('GET', KEYS[i])
-  local fresh = false
-  if value then
-    local expires = tonumber(string.match(value, '^{"v":%d+,"k":%d,"c":%d+,"e":(%d+)'))
-    fresh = expires ~= nil and expires > tonumber(ARGV[3])
-  end
-  local taken = 0
-  if not fresh and redis.call('SET', KEYS[i + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then taken = 1 end
-  out[#out + 1] = value
-  out[#out + 1] = taken
-end
-return out`;
-
-/** A turn's plain sets as one call. KEYS: the keys. ARGV: value1, pttl1, value2, pttl2, … */
-const SET_MANY = `
-for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i]) end
-return #KEYS`;
-
-/** KEYS: lock. ARGV: token. */
-const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-
-/** KEYS: lock. ARGV: token, pttl. */
-const EXTEND_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
-
-interface ScriptCommands {
-  tiercacheSetLoaded(
-    data: string,
-    lock: string,
-    value: string,
-    pttl: number,
-    createdAt: number,
-    token: string,
-    channel: string,
-    message: string,
-  ): Promise<number>;
-  tiercacheRelease(lock: string, token: string): Promise<number>;
-  tiercacheTagPop(tag: string, now: number): Promise<string[]>;
-  tiercacheExtend(lock: string, token: string, pttl: number): Promise<number>;
-  tiercacheReadOrLock(numberOfKeys: number, ...args: (string | number)[]): Promise<(string | number | null)[]>;
-  tiercacheSetMany(numberOfKeys: number, ...args: (string | number)[]): Promise<number>;
-}
-
-interface PipelineOp {
-  /** The key whose hash slot the command belongs to. */
-  readonly slotKey: string;
-  readonly add: (pipeline: ChainableCommander) => unknown;
-}
-
-interface TagPipeline {
-  tiercacheSetLoaded(...args: readonly [string, string, string, number, number, string, string, string]): unknown;
-  tiercacheTagAdd(tag: string, member: string, expiresAt: number, now: number): unknown;
-  tiercacheTagPop(tag: string, now: number): unknown;
-}
-
-type PipelineResult = [Error | null, unknown];
-
-const WRITTEN: WriteReply = Object.freeze({ ok: true, value: true });
-
-function loadedArgs(write: LoadedWrite): readonly [string, string, string, number, number, string, string, string] {
-  return [write.key, write.lockKey, write.value, write.ttlMs, write.createdAt, write.token, write.channel, write.key];
-}
-
 const SCAN_COUNT = 1000;
 const UNLINK_BATCH = 500;
-
-/**
- * Backoff between reconnect attempts: doubling from 50 ms, capped at 2 s, with full jitter on the upper half so a
- * fleet that lost Redis together does not reconnect in lockstep.
- */
-export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(2000, 50 * 2 ** Math.min(attempt, 6));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
-
-/**
- * The options that make ioredis fail fast, applied over whatever the user passed: a per-command timeout, no offline
- * queue (measured: with defaults a GET waits ~73 s for a dead server, forever on a blackholed socket), and no resend of
- * in-flight commands after a reconnect (a write the caller saw fail must not land later).
- */
-export function failFastOptions(user: RedisOptions, timeoutMs: number): Omit<RedisOptions, 'replyMapping'> {
-  // The tier parses replies itself in the classic (RESP2-style) shapes, whatever the user's client prefers.
-  const { replyMapping: _replyMapping, ...rest } = user;
-  return {
-    connectTimeout: Math.max(1000, timeoutMs * 10),
-    // disconnect() arms a timer of this length to destroy a socket that does not close, even when the socket is long
-    // dead (a refused connection): at the default 2 s, close() would leave a timer behind for 2 s.
-    disconnectTimeout: 200,
-    retryStrategy: reconnectDelay,
-    ...rest,
-    commandTimeout: timeoutMs,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    lazyConnect: false,
-  };
-}
-
-/**
- * ioredis' connection states as the cache needs them: a call made while a connection is being established waits for
- * it (within the timeout); one made while the client waits to retry, or after it gave up, is skipped at once.
- */
-function statusOf(status: string): RemoteStatus {
-  if (status === 'ready') return 'ready';
-  if (status === 'connecting' || status === 'connect') return 'connecting';
-  return 'down';
-}
-
-function isClient(value: unknown): value is Client {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Client).pipeline === 'function' &&
-    typeof (value as Client).status === 'string'
-  );
-}
 
 /** Escapes the glob characters of a literal so SCAN MATCH treats it literally. */
 export function escapeGlob(literal: string): string {
   return literal.replace(/[*?[\]\\]/g, '\\$&');
-}
-
-function groupBySlot<T>(items: readonly T[], keyOf: (item: T) => string): Map<number, number[]> {
-  const groups = new Map<number, number[]>();
-  items.forEach((item, index) => {
-    const slot = calculateSlot(keyOf(item));
-    const group = groups.get(slot);
-    if (group) group.push(index);
-    else groups.set(slot, [index]);
-  });
-  return groups;
 }
 
 export class RedisTier implements RemoteTier {
@@ -227,6 +66,7 @@ export class RedisTier implements RemoteTier {
   #lastError: unknown;
   readonly #statusListeners = new Set<StatusListener>();
   readonly #onClientEvent = (): void => this.#updateStatus();
+  readonly #batches: RedisBatches;
 
   constructor(source: string | RedisOptions | Client, options: RedisTierOptions) {
     this.#timeoutMs = options.timeoutMs;
@@ -262,6 +102,7 @@ export class RedisTier implements RemoteTier {
     // Variadic: the number of keys is the first argument of each call.
     this.#client.defineCommand('tiercacheReadOrLock', { lua: READ_OR_LOCK });
     this.#client.defineCommand('tiercacheSetMany', { lua: SET_MANY });
+    this.#batches = new RedisBatches(this.#client, (promise) => this.#bound(promise));
     this.#status = statusOf(this.#client.status);
     for (const event of ['connect', 'ready', 'close', 'end', 'reconnecting', 'connecting']) {
       this.#client.on(event, this.#onClientEvent);
@@ -363,161 +204,21 @@ export class RedisTier implements RemoteTier {
     const ops: PipelineOp[] = [];
     for (const write of writes) {
       ops.push({ slotKey: write.key, add: (p) => p.set(write.key, write.value, 'PX', write.ttlMs) });
-      ops.push(...this.#tagOps(write, now));
+      ops.push(...this.#batches.tagOps(write, now));
     }
     try {
-      await this.#pipeline(ops);
+      await this.#batches.pipeline(ops);
     } catch (error) {
       throw toCacheError(error);
     }
   }
 
-  /** The tag-index updates of one write: one script call per tag, each on its own tag set. */
-  #tagOps(write: RemoteWrite, now: number): PipelineOp[] {
-    const tagKeys = write.tagKeys;
-    if (tagKeys === undefined || tagKeys.length === 0) return [];
-    const expiresAt = now + write.ttlMs;
-    return tagKeys.map((tagKey) => ({
-      slotKey: tagKey,
-      add: (p) => (p as unknown as TagPipeline).tiercacheTagAdd(tagKey, write.key, expiresAt, now),
-    }));
+  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReply[]> {
+    return this.#batches.readOrLock(reads, token, ttlMs, now);
   }
 
-  /**
-   * Runs commands in one pipeline (one round trip), or on a cluster one pipeline per hash slot, in parallel. Returns
-   * the replies in the order of `ops`; the first error is thrown.
-   */
-  async #pipeline(ops: readonly PipelineOp[]): Promise<unknown[]> {
-    const groups =
-      this.#client instanceof Cluster ? [...groupBySlot(ops, (op) => op.slotKey).values()] : [ops.map((_, i) => i)];
-    const out = new Array<unknown>(ops.length);
-    await Promise.all(
-      groups.map(async (indexes) => {
-        const pipeline = this.#client.pipeline();
-        for (const i of indexes) (ops[i] as PipelineOp).add(pipeline);
-        const results = (await this.#bound(pipeline.exec())) ?? [];
-        indexes.forEach((index, j) => {
-          const [error, reply] = results[j] ?? [new Error('missing pipeline reply'), undefined];
-          if (error) throw error;
-          out[index] = reply;
-        });
-      }),
-    );
-    return out;
-  }
-
-  async readOrLock(
-    reads: readonly LockedRead[],
-    token: string,
-    ttlMs: number,
-    now: number,
-  ): Promise<LockedReadReply[]> {
-    if (reads.length === 0) return [];
-    const out = new Array<LockedReadReply>(reads.length);
-    const run = async (indexes: readonly number[]): Promise<void> => {
-      const args: (string | number)[] = [];
-      for (const i of indexes) {
-        const read = reads[i] as LockedRead;
-        args.push(read.key, read.lockKey);
-      }
-      args.push(token, ttlMs, now);
-      const reply = await this.#bound(this.#scripts.tiercacheReadOrLock(indexes.length * 2, ...args));
-      indexes.forEach((index, j) => {
-        const value = reply[2 * j];
-        out[index] = { value: typeof value === 'string' ? value : null, locked: reply[2 * j + 1] === 1 };
-      });
-    };
-    // A script touches one slot: a data key and its lock share one (the lock key carries the data key's hash tag).
-    if (this.#client instanceof Cluster) await Promise.all([...groupBySlot(reads, (r) => r.key).values()].map(run));
-    else await run(reads.map((_, i) => i));
-    return out;
-  }
-
-  async write(ops: readonly WriteOp[], mode: WriteMode): Promise<WriteReply[]> {
-    if (ops.length === 0) return [];
-    if (mode.scripted && ops.length > 1 && ops.every((op) => op.kind === 'set' && !op.tagKeys?.length)) {
-      await this.#setManyScripted(ops as readonly RemoteWrite[]);
-      return ops.map(() => WRITTEN);
-    }
-    const commands: PipelineOp[] = [];
-    /** For each op: the indexes of its commands, and which of them carry its reply. */
-    const spans: { readonly from: number; readonly to: number; readonly counted: readonly number[] }[] = [];
-    const now = Date.now();
-    for (const op of ops) {
-      const from = commands.length;
-      const counted: number[] = [];
-      if (op.kind === 'set') {
-        counted.push(commands.length);
-        commands.push({ slotKey: op.key, add: (p) => p.set(op.key, op.value, 'PX', op.ttlMs) });
-        commands.push(...this.#tagOps(op, now));
-      } else if (op.kind === 'loaded') {
-        counted.push(commands.length);
-        const args = loadedArgs(op);
-        commands.push({ slotKey: op.key, add: (p) => (p as unknown as TagPipeline).tiercacheSetLoaded(...args) });
-        commands.push(...this.#tagOps(op, now));
-      } else {
-        const groups =
-          this.#client instanceof Cluster ? [...groupBySlot(op.keys, (k) => k).values()] : [op.keys.map((_, i) => i)];
-        for (const indexes of groups) {
-          const own = indexes.map((i) => op.keys[i] as string);
-          const extra = indexes.map((i) => op.alsoUnlink[i]).filter((k): k is string => k !== undefined);
-          counted.push(commands.length);
-          commands.push({ slotKey: own[0] as string, add: (p) => p.unlink(...own) });
-          if (extra.length > 0) commands.push({ slotKey: own[0] as string, add: (p) => p.unlink(...extra) });
-        }
-      }
-      spans.push({ from, to: commands.length, counted });
-    }
-    const results = await this.#pipelineSettled(commands);
-    return ops.map((op, i): WriteReply => {
-      const span = spans[i] as (typeof spans)[number];
-      for (let c = span.from; c < span.to; c++) {
-        const [error] = results[c] as PipelineResult;
-        if (error) return { ok: false, error };
-      }
-      if (op.kind === 'set') return WRITTEN;
-      if (op.kind === 'loaded')
-        return { ok: true, value: (results[span.counted[0] as number] as PipelineResult)[1] === 1 };
-      let count = 0;
-      for (const c of span.counted) count += Number((results[c] as PipelineResult)[1]);
-      return { ok: true, value: count };
-    });
-  }
-
-  async #setManyScripted(writes: readonly RemoteWrite[]): Promise<void> {
-    const run = async (indexes: readonly number[]): Promise<void> => {
-      const keys: string[] = [];
-      const args: (string | number)[] = [];
-      for (const i of indexes) {
-        const write = writes[i] as RemoteWrite;
-        keys.push(write.key);
-        args.push(write.value, write.ttlMs);
-      }
-      await this.#bound(this.#scripts.tiercacheSetMany(keys.length, ...keys, ...args));
-    };
-    if (this.#client instanceof Cluster) await Promise.all([...groupBySlot(writes, (w) => w.key).values()].map(run));
-    else await run(writes.map((_, i) => i));
-  }
-
-  /**
-   * Like #pipeline, but every command's own outcome comes back (`[error, reply]`), so one bad command fails its own
-   * op only. Throws only when the whole round trip failed (a timeout, a lost connection).
-   */
-  async #pipelineSettled(ops: readonly PipelineOp[]): Promise<PipelineResult[]> {
-    const groups =
-      this.#client instanceof Cluster ? [...groupBySlot(ops, (op) => op.slotKey).values()] : [ops.map((_, i) => i)];
-    const out = new Array<PipelineResult>(ops.length);
-    await Promise.all(
-      groups.map(async (indexes) => {
-        const pipeline = this.#client.pipeline();
-        for (const i of indexes) (ops[i] as PipelineOp).add(pipeline);
-        const results = (await this.#bound(pipeline.exec())) ?? [];
-        indexes.forEach((index, j) => {
-          out[index] = results[j] ?? [new Error('missing pipeline reply'), undefined];
-        });
-      }),
-    );
-    return out;
+  write(ops: readonly WriteOp[], mode: WriteMode): Promise<WriteReply[]> {
+    return this.#batches.write(ops, mode);
   }
 
   async deleteMany(keys: readonly string[], alsoUnlink: readonly string[] = []): Promise<number> {
@@ -630,9 +331,9 @@ export class RedisTier implements RemoteTier {
         return (await this.#bound(this.#scripts.tiercacheSetLoaded(...args))) === 1;
       }
       // A skipped write still indexes its tags: an extra member only means an extra (harmless) delete later.
-      const replies = await this.#pipeline([
+      const replies = await this.#batches.pipeline([
         { slotKey: write.key, add: (p) => (p as unknown as TagPipeline).tiercacheSetLoaded(...args) },
-        ...this.#tagOps(write, Date.now()),
+        ...this.#batches.tagOps(write, Date.now()),
       ]);
       return replies[0] === 1;
     } catch (error) {
@@ -644,7 +345,7 @@ export class RedisTier implements RemoteTier {
     if (tagKeys.length === 0) return 0;
     const now = Date.now();
     try {
-      const replies = await this.#pipeline(
+      const replies = await this.#batches.pipeline(
         tagKeys.map((tagKey) => ({
           slotKey: tagKey,
           add: (p) => (p as unknown as TagPipeline).tiercacheTagPop(tagKey, now),

@@ -9,6 +9,7 @@ export type RemoteOutcome<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error?: CacheError };
 
 export const SKIPPED: RemoteOutcome<never> = Object.freeze({ ok: false });
+const SKIPPED_NOW: Promise<RemoteOutcome<never>> = Promise.resolve(SKIPPED);
 
 export type RemoteOperation = 'get' | 'set' | 'delete' | 'clear' | 'lock';
 
@@ -42,7 +43,8 @@ export class RemoteAccessor {
   readonly #timeoutMs: number;
   readonly #counters: Counters;
   readonly #report: RemoteAccessorOptions['report'];
-  readonly #inflight = new Set<Promise<unknown>>();
+  #pending = 0;
+  readonly #idle: (() => void)[] = [];
   #before: BeforeCall | undefined;
   #after: (() => void) | undefined;
   /** undefined until the first transition: the first failed connect is a `down` too. */
@@ -88,12 +90,13 @@ export class RemoteAccessor {
 
   /** Calls sent and not yet answered. */
   get busy(): boolean {
-    return this.#inflight.size > 0;
+    return this.#pending > 0;
   }
 
   /**
    * Runs one Redis operation. Never throws: a skipped or failed call comes back as `ok: false` (failures reported
-   * and counted). Redis known down: skipped at once. Connecting: waits for it, within the timeout.
+   * and counted). Redis known down: skipped at once. Connecting: waits for it, within the timeout. The common case
+   * (connected, nothing to replay) is one continuation on the client's own promise.
    */
   run<T>(
     operation: RemoteOperation,
@@ -103,47 +106,69 @@ export class RemoteAccessor {
     const status = this.#tier.status;
     if (status === 'down') {
       this.#counters.redisSkipped++;
-      return Promise.resolve(SKIPPED);
+      return SKIPPED_NOW;
     }
-    const call = this.#call(operation, key, fn, status === 'connecting');
-    this.#inflight.add(call);
-    void call.finally(() => this.#inflight.delete(call));
-    return call;
+    const before = status === 'ready' ? this.#before?.() : undefined;
+    this.#pending++;
+    if (status === 'connecting' || before !== undefined) {
+      return this.#slow(operation, key, fn, status === 'connecting', before).then((outcome) => this.#settle(outcome));
+    }
+    const tier = this.#tier;
+    const send = (): Promise<T> => fn(tier);
+    let sent: Promise<T>;
+    try {
+      sent = this.#policy === undefined ? send() : this.#policy.execute(send, key, countsAgainst);
+    } catch (error) {
+      sent = Promise.reject(error as Error);
+    }
+    return sent.then(
+      (value) => this.#settle({ ok: true, value }),
+      (caught: unknown) => this.#settle(this.#failed(operation, key, caught)),
+    );
   }
 
-  async #call<T>(
+  #settle<T>(outcome: RemoteOutcome<T>): RemoteOutcome<T> {
+    if (--this.#pending === 0 && this.#idle.length > 0) for (const wake of this.#idle.splice(0)) wake();
+    if (outcome.ok) this.#after?.();
+    return outcome;
+  }
+
+  #failed(operation: RemoteOperation, key: string | undefined, caught: unknown): RemoteOutcome<never> {
+    if (caught instanceof CircuitOpenError) {
+      if (this.#tier.status === 'down') this.#counters.redisSkipped++;
+      else this.#counters.breakerSkipped++;
+      return SKIPPED;
+    }
+    const error = toCacheError(caught, key);
+    this.#report(operation, key, error);
+    return { ok: false, error };
+  }
+
+  /** The uncommon path: wait for a connection being set up, or for the replay of queued invalidations. */
+  async #slow<T>(
     operation: RemoteOperation,
     key: string | undefined,
     fn: (tier: RemoteTier) => Promise<T>,
     connecting: boolean,
+    before: Promise<CacheError | undefined> | undefined,
   ): Promise<RemoteOutcome<T>> {
-    const started = connecting ? performance.now() : 0;
+    const started = performance.now();
     const send = async (): Promise<T> => {
       if (connecting && !(await this.#whenReady(this.#timeoutMs))) {
         if (this.#tier.status === 'down') throw new CircuitOpenError('Redis went down while connecting');
         throw new CacheTimeoutError(`Redis was not connected within ${this.#timeoutMs} ms`, { key });
       }
-      const before = this.#before?.();
-      const replayError = before === undefined ? undefined : await before;
+      const replay = connecting ? this.#before?.() : before;
+      const replayError = replay === undefined ? undefined : await replay;
       if (replayError !== undefined) throw replayError;
-      // A call that waited for the connection gets what is left of the timeout, not a whole one more.
-      return connecting
-        ? this.#bounded(fn(this.#tier), this.#timeoutMs - (performance.now() - started))
-        : fn(this.#tier);
+      // A call that waited gets what is left of the timeout, not a whole one more.
+      return this.#bounded(fn(this.#tier), this.#timeoutMs - (performance.now() - started));
     };
     try {
       const value = this.#policy === undefined ? await send() : await this.#policy.execute(send, key, countsAgainst);
-      this.#after?.();
       return { ok: true, value };
     } catch (caught) {
-      if (caught instanceof CircuitOpenError) {
-        if (this.#tier.status === 'down') this.#counters.redisSkipped++;
-        else this.#counters.breakerSkipped++;
-        return SKIPPED;
-      }
-      const error = toCacheError(caught, key);
-      this.#report(operation, key, error);
-      return { ok: false, error };
+      return this.#failed(operation, key, caught);
     }
   }
 
@@ -214,12 +239,12 @@ export class RemoteAccessor {
 
   /** Waits for the calls in flight (bounded by `ms`): close() sends what was accepted before it. */
   async drain(ms: number): Promise<void> {
-    if (this.#inflight.size === 0) return;
+    if (this.#pending === 0) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.#inflight]),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-    ]);
+    await new Promise<void>((resolve) => {
+      this.#idle.push(resolve);
+      timer = setTimeout(resolve, ms);
+    });
     clearTimeout(timer);
   }
 

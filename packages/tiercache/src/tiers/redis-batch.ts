@@ -1,0 +1,177 @@
+import { Cluster } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { LockedRead, LockedReadReply, RemoteWrite, WriteMode, WriteOp, WriteReply } from '../types.js';
+import { groupBySlot } from './redis-connection.js';
+import { loadedArgs } from './redis-scripts.js';
+import type { PipelineOp, ScriptCommands, TagPipeline } from './redis-scripts.js';
+
+type PipelineResult = [Error | null, unknown];
+
+const WRITTEN: WriteReply = Object.freeze({ ok: true, value: true });
+
+/**
+ * The multi-key commands of the Redis tier: a turn's writes as one script or pipeline, the loads' "value or lock"
+ * reads as one script call, and pipelines per hash slot on a cluster. `bound` applies the tier's own timeout when
+ * the client has none.
+ */
+export class RedisBatches {
+  readonly #client: Redis | Cluster;
+  readonly #bound: <T>(promise: Promise<T>) => Promise<T>;
+
+  constructor(client: Redis | Cluster, bound: <T>(promise: Promise<T>) => Promise<T>) {
+    this.#client = client;
+    this.#bound = bound;
+  }
+
+  get #scripts(): ScriptCommands {
+    return this.#client as unknown as ScriptCommands;
+  }
+
+  /** The tag-index updates of one write: one script call per tag, each on its own tag set. */
+  tagOps(write: RemoteWrite, now: number): PipelineOp[] {
+    const tagKeys = write.tagKeys;
+    if (tagKeys === undefined || tagKeys.length === 0) return [];
+    const expiresAt = now + write.ttlMs;
+    return tagKeys.map((tagKey) => ({
+      slotKey: tagKey,
+      add: (p) => (p as unknown as TagPipeline).tiercacheTagAdd(tagKey, write.key, expiresAt, now),
+    }));
+  }
+
+  /**
+   * Runs commands in one pipeline (one round trip), or on a cluster one pipeline per hash slot, in parallel. Returns
+   * the replies in the order of `ops`; the first error is thrown.
+   */
+  async pipeline(ops: readonly PipelineOp[]): Promise<unknown[]> {
+    const groups =
+      this.#client instanceof Cluster ? [...groupBySlot(ops, (op) => op.slotKey).values()] : [ops.map((_, i) => i)];
+    const out = new Array<unknown>(ops.length);
+    await Promise.all(
+      groups.map(async (indexes) => {
+        const pipeline = this.#client.pipeline();
+        for (const i of indexes) (ops[i] as PipelineOp).add(pipeline);
+        const results = (await this.#bound(pipeline.exec())) ?? [];
+        indexes.forEach((index, j) => {
+          const [error, reply] = results[j] ?? [new Error('missing pipeline reply'), undefined];
+          if (error) throw error;
+          out[index] = reply;
+        });
+      }),
+    );
+    return out;
+  }
+
+  async readOrLock(
+    reads: readonly LockedRead[],
+    token: string,
+    ttlMs: number,
+    now: number,
+  ): Promise<LockedReadReply[]> {
+    if (reads.length === 0) return [];
+    const out = new Array<LockedReadReply>(reads.length);
+    const run = async (indexes: readonly number[]): Promise<void> => {
+      const args: (string | number)[] = [];
+      for (const i of indexes) {
+        const read = reads[i] as LockedRead;
+        args.push(read.key, read.lockKey);
+      }
+      args.push(token, ttlMs, now);
+      const reply = await this.#bound(this.#scripts.tiercacheReadOrLock(indexes.length * 2, ...args));
+      indexes.forEach((index, j) => {
+        const value = reply[2 * j];
+        out[index] = { value: typeof value === 'string' ? value : null, locked: reply[2 * j + 1] === 1 };
+      });
+    };
+    // A script touches one slot: a data key and its lock share one (the lock key carries the data key's hash tag).
+    if (this.#client instanceof Cluster) await Promise.all([...groupBySlot(reads, (r) => r.key).values()].map(run));
+    else await run(reads.map((_, i) => i));
+    return out;
+  }
+
+  async write(ops: readonly WriteOp[], mode: WriteMode): Promise<WriteReply[]> {
+    if (ops.length === 0) return [];
+    if (mode.scripted && ops.length > 1 && ops.every((op) => op.kind === 'set' && !op.tagKeys?.length)) {
+      await this.#setManyScripted(ops as readonly RemoteWrite[]);
+      return ops.map(() => WRITTEN);
+    }
+    const commands: PipelineOp[] = [];
+    /** For each op: the indexes of its commands, and which of them carry its reply. */
+    const spans: { readonly from: number; readonly to: number; readonly counted: readonly number[] }[] = [];
+    const now = Date.now();
+    for (const op of ops) {
+      const from = commands.length;
+      const counted: number[] = [];
+      if (op.kind === 'set') {
+        counted.push(commands.length);
+        commands.push({ slotKey: op.key, add: (p) => p.set(op.key, op.value, 'PX', op.ttlMs) });
+        commands.push(...this.tagOps(op, now));
+      } else if (op.kind === 'loaded') {
+        counted.push(commands.length);
+        const args = loadedArgs(op);
+        commands.push({ slotKey: op.key, add: (p) => (p as unknown as TagPipeline).tiercacheSetLoaded(...args) });
+        commands.push(...this.tagOps(op, now));
+      } else {
+        const groups =
+          this.#client instanceof Cluster ? [...groupBySlot(op.keys, (k) => k).values()] : [op.keys.map((_, i) => i)];
+        for (const indexes of groups) {
+          const own = indexes.map((i) => op.keys[i] as string);
+          const extra = indexes.map((i) => op.alsoUnlink[i]).filter((k): k is string => k !== undefined);
+          counted.push(commands.length);
+          commands.push({ slotKey: own[0] as string, add: (p) => p.unlink(...own) });
+          if (extra.length > 0) commands.push({ slotKey: own[0] as string, add: (p) => p.unlink(...extra) });
+        }
+      }
+      spans.push({ from, to: commands.length, counted });
+    }
+    const results = await this.#pipelineSettled(commands);
+    return ops.map((op, i): WriteReply => {
+      const span = spans[i] as (typeof spans)[number];
+      for (let c = span.from; c < span.to; c++) {
+        const [error] = results[c] as PipelineResult;
+        if (error) return { ok: false, error };
+      }
+      if (op.kind === 'set') return WRITTEN;
+      if (op.kind === 'loaded')
+        return { ok: true, value: (results[span.counted[0] as number] as PipelineResult)[1] === 1 };
+      let count = 0;
+      for (const c of span.counted) count += Number((results[c] as PipelineResult)[1]);
+      return { ok: true, value: count };
+    });
+  }
+
+  async #setManyScripted(writes: readonly RemoteWrite[]): Promise<void> {
+    const run = async (indexes: readonly number[]): Promise<void> => {
+      const keys: string[] = [];
+      const args: (string | number)[] = [];
+      for (const i of indexes) {
+        const write = writes[i] as RemoteWrite;
+        keys.push(write.key);
+        args.push(write.value, write.ttlMs);
+      }
+      await this.#bound(this.#scripts.tiercacheSetMany(keys.length, ...keys, ...args));
+    };
+    if (this.#client instanceof Cluster) await Promise.all([...groupBySlot(writes, (w) => w.key).values()].map(run));
+    else await run(writes.map((_, i) => i));
+  }
+
+  /**
+   * Like #pipeline, but every command's own outcome comes back (`[error, reply]`), so one bad command fails its own
+   * op only. Throws only when the whole round trip failed (a timeout, a lost connection).
+   */
+  async #pipelineSettled(ops: readonly PipelineOp[]): Promise<PipelineResult[]> {
+    const groups =
+      this.#client instanceof Cluster ? [...groupBySlot(ops, (op) => op.slotKey).values()] : [ops.map((_, i) => i)];
+    const out = new Array<PipelineResult>(ops.length);
+    await Promise.all(
+      groups.map(async (indexes) => {
+        const pipeline = this.#client.pipeline();
+        for (const i of indexes) (ops[i] as PipelineOp).add(pipeline);
+        const results = (await this.#bound(pipeline.exec())) ?? [];
+        indexes.forEach((index, j) => {
+          out[index] = results[j] ?? [new Error('missing pipeline reply'), undefined];
+        });
+      }),
+    );
+    return out;
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The RemoteTier contract: one suite that every tier runs (RedisTier on a real server, InMemoryRemoteTier,
+ * ChaosRemoteTier around it), so the cache can rely on the same answers from each. As BentoCache's driver test suite.
+ */
+import { describe, expect, it } from 'vitest';
+import { createEntry, encodeEntry } from '../../src/entry.js';
+import type { RemoteTier } from '../../src/types.js';
+
+export interface ContractSubject {
+  readonly tier: RemoteTier;
+  /** Lets `ms` pass for the tier's expiry (a fake clock's advance, or a real sleep). */
+  advance(ms: number): Promise<void>;
+  /** The tier's notion of now (for entries' expiry). */
+  now(): number;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+const unique = (label: string): string => `contract:${process.pid}:${++counter}:${label}:`;
+
+function entry(value: unknown, now: number, ttlMs: number, createdAt = now): string {
+  return encodeEntry(createEntry(value, createdAt, ttlMs + (now - createdAt), 0, []));
+}
+
+export function describeRemoteTier(name: string, open: () => Promise<ContractSubject>): void {
+  const use = async (test: (subject: ContractSubject, prefix: string) => Promise<void>): Promise<void> => {
+    const subject = await open();
+    try {
+      await test(subject, unique(name.replace(/\W+/g, '-')));
+    } finally {
+      await subject.close();
+    }
+  };
+
+  describe(`RemoteTier contract: ${name}`, () => {
+    it('is ready once connected, and hands out a disposer for status listeners', () =>
+      use(async ({ tier }) => {
+        expect(tier.status).toBe('ready');
+        expect(tier.available).toBe(true);
+        const stop = tier.onStatus(() => {});
+        expect(typeof stop).toBe('function');
+        stop();
+      }));
+
+    it('answers a miss for a key never written, and the value for one written', () =>
+      use(async ({ tier }, p) => {
+        expect(await tier.get(`${p}missing`)).toBeFalsy();
+        await tier.set(`${p}k`, 'v', 10_000);
+        expect(await tier.get(`${p}k`)).toBe('v');
+        expect((await tier.getMany([`${p}k`, `${p}missing`, `${p}k`])).map((v) => v ?? null)).toEqual(['v', null, 'v']);
+      }));
+
+    it('drops a key once its PX has passed', () =>
+      use(async ({ tier, advance }, p) => {
+        await tier.set(`${p}short`, 'v', 50);
+        await advance(120);
+        expect(await tier.get(`${p}short`)).toBeFalsy();
+      }));
+
+    it('writes a batch in one call and answers each op on its own', () =>
+      use(async ({ tier, now }, p) => {
+        await tier.set(`${p}old`, 'x', 10_000);
+        const replies = await tier.write(
+          [
+            { kind: 'set', key: `${p}a`, value: 'A', ttlMs: 10_000 },
+            { kind: 'set', key: `${p}b`, value: 'B', ttlMs: 10_000, tagKeys: [`${p}__tag:t`] },
+            { kind: 'unlink', keys: [`${p}old`, `${p}never`], alsoUnlink: [`${p}__lock:{${p}old}`] },
+            {
+              kind: 'loaded',
+              key: `${p}c`,
+              value: entry('C', now(), 10_000),
+              ttlMs: 10_000,
+              createdAt: now(),
+              lockKey: `${p}__lock:{${p}c}`,
+              token: '',
+              channel: '',
+            },
+          ],
+          { scripted: false },
+        );
+        expect(replies).toEqual([
+          { ok: true, value: true },
+          { ok: true, value: true },
+          { ok: true, value: 1 },
+          { ok: true, value: true },
+        ]);
+        expect((await tier.getMany([`${p}a`, `${p}b`, `${p}old`])).map((v) => v ?? null)).toEqual(['A', 'B', null]);
+        expect(await tier.invalidateTags([`${p}__tag:t`], (k) => `${p}__lock:{${k}}`)).toBe(1);
+        expect(await tier.get(`${p}b`)).toBeFalsy();
+      }));
+
+    it('writes plain sets the same way whether scripted or pipelined', () =>
+      use(async ({ tier }, p) => {
+        const ops = (suffix: string) =>
+          Array.from({ length: 5 }, (_, i) => ({
+            kind: 'set' as const,
+            key: `${p}${suffix}${i}`,
+            value: `v${i}`,
+            ttlMs: 10_000,
+          }));
+        expect(await tier.write(ops('s'), { scripted: true })).toHaveLength(5);
+        expect(await tier.write(ops('p'), { scripted: false })).toHaveLength(5);
+        const keys = [...ops('s'), ...ops('p')].map((op) => op.key);
+        expect((await tier.getMany(keys)).map((v) => v ?? null)).toEqual([
+          ...ops('s').map((op) => op.value),
+          ...ops('p').map((op) => op.value),
+        ]);
+      }));
+
+    it('reads or locks: a miss takes the lock once, a fresh entry is read without it, a stale one is read and locked', () =>
+      use(async ({ tier, now }, p) => {
+        const lock = (key: string) => `${p}__lock:{${p}${key}}`;
+        const reads = (key: string) => [{ key: `${p}${key}`, lockKey: lock(key) }];
+        await tier.set(`${p}fresh`, entry('F', now(), 10_000), 10_000);
+        await tier.set(`${p}stale`, entry('S', now() - 20_000, 10_000, now() - 20_000), 60_000);
+
+        const [first] = await tier.readOrLock(reads('cold'), 'token-a', 10_000, now());
+        const [second] = await tier.readOrLock(reads('cold'), 'token-b', 10_000, now());
+        expect(first).toEqual({ value: null, locked: true });
+        expect(second).toEqual({ value: null, locked: false });
+
+        const [fresh] = await tier.readOrLock(reads('fresh'), 'token-a', 10_000, now());
+        expect(fresh?.locked).toBe(false);
+        expect(fresh?.value).toContain('"F"');
+        expect(await tier.get(lock('fresh'))).toBeFalsy();
+
+        const [stale] = await tier.readOrLock(reads('stale'), 'token-a', 10_000, now());
+        expect(stale?.locked).toBe(true);
+        expect(stale?.value).toContain('"S"');
+      }));
+
+    it('releases and extends a lock only for the token that holds it', () =>
+      use(async ({ tier }, p) => {
+        const lockKey = `${p}__lock:{${p}k}`;
+        expect(await tier.acquireLock(lockKey, 'mine', 10_000)).toBe(true);
+        expect(await tier.acquireLock(lockKey, 'theirs', 10_000)).toBe(false);
+        expect(await tier.extendLock(lockKey, 'theirs', 10_000)).toBe(false);
+        await tier.releaseLock(lockKey, 'theirs');
+        expect(await tier.get(lockKey)).toBe('mine');
+        expect(await tier.extendLock(lockKey, 'mine', 10_000)).toBe(true);
+        await tier.releaseLock(lockKey, 'mine');
+        expect(await tier.get(lockKey)).toBeFalsy();
+      }));
+
+    it('refuses a loaded write whose lock was lost, or that is older than what is stored', () =>
+      use(async ({ tier, now }, p) => {
+        const base = { ttlMs: 10_000, channel: '' };
+        const lockKey = `${p}__lock:{${p}k}`;
+        await tier.acquireLock(lockKey, 'holder', 10_000);
+        const lost = await tier.setLoaded({
+          ...base,
+          key: `${p}k`,
+          value: entry('late', now(), 10_000),
+          createdAt: now(),
+          lockKey,
+          token: 'someone-else',
+        });
+        expect(lost).toBe(false);
+        const written = await tier.setLoaded({
+          ...base,
+          key: `${p}k`,
+          value: entry('new', now(), 10_000),
+          createdAt: now(),
+          lockKey,
+          token: 'holder',
+        });
+        expect(written).toBe(true);
+        expect(await tier.get(lockKey)).toBeFalsy();
+        const older = await tier.setLoaded({
+          ...base,
+          key: `${p}k`,
+          value: entry('older', now(), 10_000, now() - 5_000),
+          createdAt: now() - 5_000,
+          lockKey,
+          token: '',
+        });
+        expect(older).toBe(false);
+        expect(await tier.get(`${p}k`)).toContain('"new"');
+      }));
+
+    it('deletes by a literal prefix, and nothing that only shares its text', () =>
+      use(async ({ tier }, p) => {
+        await tier.setMany([
+          { key: `${p}user:1`, value: '1', ttlMs: 10_000 },
+          { key: `${p}user:2`, value: '2', ttlMs: 10_000 },
+          { key: `${p}users:1`, value: 'x', ttlMs: 10_000 },
+        ]);
+        expect(await tier.deleteByPrefix(`${p}user:`)).toBe(2);
+        expect(await tier.get(`${p}users:1`)).toBe('x');
+      }));
+
+    it('counts only the keys that existed when deleting several', () =>
+      use(async ({ tier }, p) => {
+        await tier.set(`${p}a`, '1', 10_000);
+        expect(await tier.deleteMany([`${p}a`, `${p}b`])).toBe(1);
+        expect(await tier.get(`${p}a`)).toBeFalsy();
+      }));
+  });
+}
