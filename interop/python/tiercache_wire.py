@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import logging
 import math
@@ -552,6 +553,11 @@ class EvictOutcome:
         return self.ok
 
 
+#: No proxies from the environment: the endpoint is an internal address, and the key must go nowhere else (tiercache's
+#: client, on Node's fetch, does not use them either).
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 class EvictionClient:
     """Calls tiercache's evict endpoint (`DELETE /internal/cache`) with the shared key. Best-effort by design.
 
@@ -634,19 +640,15 @@ class EvictionClient:
             headers={"content-type": "application/json", self._header: self._key},
         )
         try:
-            with urllib.request.urlopen(request, timeout=max(timeout, 0.001)) as response:
+            with _OPENER.open(request, timeout=max(timeout, 0.001)) as response:
                 response.read(4096)
                 return EvictOutcome(True, response.status)
         except urllib.error.HTTPError as error:
             return EvictOutcome(False, error.code, _detail(error))
         except urllib.error.URLError as error:
-            reason = error.reason
-            if isinstance(reason, OSError) and reason.errno is not None:
-                name = {111: "ECONNREFUSED", 104: "ECONNRESET", 110: "ETIMEDOUT"}.get(reason.errno)
-                return EvictOutcome(False, None, name or str(reason))
-            return EvictOutcome(False, None, "timeout" if "timed out" in str(reason) else str(reason))
-        except (TimeoutError, OSError) as error:
-            return EvictOutcome(False, None, "timeout" if isinstance(error, TimeoutError) else str(error))
+            return EvictOutcome(False, None, _describe_failure(error.reason))
+        except OSError as error:  # a timeout or reset while reading the answer
+            return EvictOutcome(False, None, _describe_failure(error))
 
     def _report(self, outcome: EvictOutcome) -> None:
         where = self.url.split("?")[0] if self.url else ""
@@ -668,6 +670,16 @@ class EvictionClient:
             getattr(self._log, level)(message)
         except Exception:  # noqa: BLE001 — a broken logger must not make a best-effort call raise
             pass
+
+
+def _describe_failure(reason: Any) -> str:
+    """`timeout`, or the network error's name (`ECONNREFUSED`, like tiercache's client), or its message."""
+    text = str(reason)
+    if isinstance(reason, TimeoutError) or "timed out" in text:
+        return "timeout"
+    if isinstance(reason, OSError) and reason.errno is not None:
+        return errno.errorcode.get(reason.errno, text)
+    return text[:200]
 
 
 def _detail(error: urllib.error.HTTPError) -> str:
