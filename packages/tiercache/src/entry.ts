@@ -1,4 +1,5 @@
-import { DecodeError, encodeValue, revive } from './serializer.js';
+import { SerializationError } from './errors.js';
+import { DecodeError, EncodeError, encodeValue, revive } from './serializer.js';
 
 /** The stored envelope, the same in memory and in Redis (docs/wire-format.md). Times are ms since the epoch. */
 export interface Entry<T = unknown> {
@@ -62,4 +63,66 @@ export function decodeEntry(raw: string): Entry {
   if (!Object.prototype.hasOwnProperty.call(record, 'd')) throw new DecodeError('the stored entry has no data');
   const value = k === 1 ? revive(record['d']) : record['d'];
   return { value, createdAt: c, expiresAt: e, graceUntil: g, tags: t as string[] };
+}
+
+/** Whether a string's UTF-8 size exceeds `max`, without a scan in the common cases (length ≤ bytes ≤ 3 × length). */
+export function exceedsBytes(encoded: string, max: number): boolean {
+  if (encoded.length * 3 <= max) return false;
+  if (encoded.length > max) return true;
+  return Buffer.byteLength(encoded) > max;
+}
+
+/**
+ * The entry's wire form as the cache uses it, with the size bound and the errors the caller sees: every encode and
+ * decode of the cache goes through here.
+ */
+export class EntryCodec {
+  readonly #maxBytes: number;
+
+  constructor(maxValueBytes: number) {
+    this.#maxBytes = maxValueBytes;
+  }
+
+  /**
+   * Decodes what Redis returned: undefined for a miss, or a `SerializationError` (as the value) for a corrupt,
+   * oversize or unknown-version entry, which the caller reports and reads as a miss.
+   */
+  decode(key: string, raw: string | null | undefined): Entry | SerializationError | undefined {
+    if (raw === undefined || raw === null) return undefined;
+    if (exceedsBytes(raw, this.#maxBytes)) {
+      return new SerializationError(`The stored entry exceeds maxValueBytes`, { key });
+    }
+    try {
+      return decodeEntry(raw);
+    } catch (error) {
+      return new SerializationError(`The stored entry cannot be decoded`, { cause: error, key });
+    }
+  }
+
+  /** Encodes an entry; throws SerializationError naming the key for values that cannot be encoded at all. */
+  encode(key: string, entry: Entry): string {
+    try {
+      return encodeEntry(entry);
+    } catch (error) {
+      const reason = error instanceof EncodeError ? error.message : String(error);
+      throw new SerializationError(`Cannot cache the value of \`${key}\`: ${reason}`, { cause: error, key });
+    }
+  }
+
+  /** The error for an encoded entry above maxValueBytes, or undefined when it fits. */
+  oversize(key: string, encoded: string): SerializationError | undefined {
+    if (!exceedsBytes(encoded, this.#maxBytes)) return undefined;
+    return new SerializationError(
+      `Cannot cache the value of \`${key}\`: its encoded size ${Buffer.byteLength(encoded)} B exceeds maxValueBytes (${this.#maxBytes} B)`,
+      { key },
+    );
+  }
+
+  /** Encodes and size-checks an entry for an explicit write, where both problems are the caller's error. */
+  encodeForWrite(key: string, entry: Entry): string {
+    const encoded = this.encode(key, entry);
+    const oversize = this.oversize(key, encoded);
+    if (oversize) throw oversize;
+    return encoded;
+  }
 }

@@ -11,6 +11,7 @@ export const ErrorCode = {
   LoaderTimeout: 'TIERCACHE_LOADER_TIMEOUT',
   RedisReply: 'TIERCACHE_REDIS_REPLY',
   Closed: 'TIERCACHE_CLOSED',
+  CircuitOpen: 'TIERCACHE_CIRCUIT_OPEN',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -91,6 +92,13 @@ export class CacheClosedError extends CacheError {
   }
 }
 
+/** The circuit breaker around Redis is open: the call was not sent. The cache treats it as a skip, never a failure. */
+export class CircuitOpenError extends CacheError {
+  constructor(message = 'The circuit breaker around Redis is open', options?: CacheErrorOptions) {
+    super(ErrorCode.CircuitOpen, message, options);
+  }
+}
+
 export function isCacheError(error: unknown): error is CacheError {
   return error instanceof CacheError;
 }
@@ -104,4 +112,26 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'function') return '(function)';
   if (typeof value === 'symbol') return '(symbol)';
   return `\`${String(value)}\` (${typeof value})`;
+}
+
+/**
+ * Reply errors that mean the server cannot serve anyone right now, as opposed to a reply about this one command
+ * (WRONGTYPE, ERR, NOSCRIPT, OOM on a write, READONLY on a write while reads still work).
+ */
+export const OUTAGE_REPLIES = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY)\b/;
+
+/**
+ * Whether a remote-tier error says "Redis is unreachable or cannot serve", the only kind that should count towards
+ * opening the breaker: timeouts, connection failures and cluster-down replies do; a reply about the command itself
+ * (WRONGTYPE), a serialization error or a closed cache do not. An error the tier did not type is counted, so a tier
+ * that fails in an unexpected way on every call is still cut off.
+ */
+export function isOutageError(error: unknown): boolean {
+  if (error instanceof CacheTimeoutError) return true;
+  if (error instanceof ConnectionError) {
+    const cause: unknown = error.cause;
+    if (cause instanceof Error && cause.name === 'ReplyError') return OUTAGE_REPLIES.test(cause.message);
+    return true;
+  }
+  return !(error instanceof CacheError);
 }

@@ -1,9 +1,13 @@
-export { createCache } from './cache.js';
-export type { Cache, CacheHealth, Loader, LoaderContext, MsetEntry, ReadResult, Source } from './cache.js';
+export { createCache } from './create-cache.js';
+export type { Cache, CacheHealth } from './cache/contract.js';
+export type { Loader, LoaderContext } from './cache/loader-runner.js';
+export type { ReadResult, Source } from './cache/view.js';
+export type { MsetEntry } from './cache/write-path.js';
 export {
   CacheClosedError,
   CacheError,
   CacheTimeoutError,
+  CircuitOpenError,
   ConfigurationError,
   ConnectionError,
   ErrorCode,
@@ -16,6 +20,7 @@ export {
 export type { CacheErrorOptions } from './errors.js';
 export { DEFAULTS, parseDuration } from './options.js';
 export type {
+  BatchingOptions,
   BreakerOptions,
   BusOptions,
   CacheOptions,

@@ -2,7 +2,10 @@ import { parse as parseMs } from '@lukeed/ms';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ConfigurationError, describeValue } from './errors.js';
 import type { AlertOptions } from './observability/alerts.js';
+import type { BreakerOptions } from './resilience/breaker.js';
 import type { Clock, Duration, RemoteTier } from './types.js';
+
+export type { BreakerOptions } from './resilience/breaker.js';
 
 /** Bounds of the in-process tier (L1). Both bounds apply; an unbounded L1 is refused. */
 export interface MemoryOptions {
@@ -32,26 +35,18 @@ export interface TimeoutOptions {
   readonly redisMs?: Duration;
 }
 
-/** The circuit breaker around Redis (docs/resilience.md). */
-export interface BreakerOptions {
+/** Same-turn batching of Redis commands (docs/architecture.md, "The turn batcher"). */
+export interface BatchingOptions {
   /**
-   * Qualifying failures (connection, timeout, cluster-down) within `windowMs` that open the breaker (≤ 10 000).
-   * @default 10
+   * Most keys in one batch; a turn with more sends several.
+   * @default 1000
    */
-  readonly threshold?: number;
-  /** @default '10s' */
-  readonly windowMs?: Duration;
+  readonly maxKeys?: number;
   /**
-   * How long the breaker stays open before one probe is let through.
-   * @default '10s'
+   * Most bytes of encoded values in one write batch.
+   * @default 4_194_304 (4 MiB)
    */
-  readonly openMs?: Duration;
-  /**
-   * Distinct keys among those failures needed to open it, so one broken key cannot trip it (a failure without a key,
-   * such as a refused connection, counts as a key of its own).
-   * @default 3
-   */
-  readonly minDistinctKeys?: number;
+  readonly maxBytes?: number;
 }
 
 /** Cross-instance coherence of the memory tier (docs/invalidation.md). */
@@ -131,8 +126,14 @@ export interface CacheOptions {
    * @default 'report'
    */
   readonly writeErrors?: 'report' | 'throw';
-  /** The circuit breaker around Redis; `false` turns it off. */
+  /** The circuit breaker around Redis (docs/resilience.md); `false` turns it off. */
   readonly breaker?: BreakerOptions | false;
+  /**
+   * Same-turn batching: the Redis reads of one event-loop turn go out as one MGET, its writes as one script or
+   * pipeline. `false` sends every command on its own (for comparison).
+   * @default true
+   */
+  readonly batching?: BatchingOptions | boolean;
   /**
    * Keep every instance's memory tier coherent: invalidations on a Redis pub/sub bus under the prefix, foreign writes
    * through server-assisted tracking, replay of invalidations after an outage. `false` turns it off (then bound
@@ -219,6 +220,11 @@ export const DEFAULTS = {
     /** ms */
     waitMs: 5_000,
   },
+  batching: {
+    maxKeys: 1000,
+    /** bytes */
+    maxBytes: 4 * 1024 * 1024,
+  },
   /** fraction of the TTL */
   jitter: 0,
   /** ms */
@@ -239,6 +245,7 @@ export interface ResolvedOptions {
   readonly maxKeyLength: number;
   readonly writeErrors: 'report' | 'throw';
   readonly breaker: BreakerOptions | false;
+  readonly batching: { readonly maxKeys: number; readonly maxBytes: number } | false;
   readonly lock: { readonly ttlMs: number; readonly waitMs: number } | false;
   readonly bus: { readonly tracking: boolean; readonly heartbeatMs: number; readonly replayMax: number } | false;
   readonly alerts: AlertOptions | undefined;
@@ -332,6 +339,7 @@ const TOP_LEVEL = [
   'maxKeyLength',
   'writeErrors',
   'breaker',
+  'batching',
   'bus',
   'lock',
   'alerts',
@@ -366,6 +374,18 @@ function resolveBus(input: unknown): ResolvedOptions['bus'] {
     tracking: (b['tracking'] as boolean | undefined) ?? d.tracking,
     heartbeatMs: b['heartbeatMs'] === undefined ? d.heartbeatMs : toMs('bus.heartbeatMs', b['heartbeatMs']),
     replayMax: b['replayMax'] === undefined ? d.replayMax : positiveInteger('bus.replayMax', b['replayMax']),
+  };
+}
+
+function resolveBatching(input: unknown): ResolvedOptions['batching'] {
+  if (input === false) return false;
+  const d = DEFAULTS.batching;
+  if (input === undefined || input === true) return { ...d };
+  const b = plainObject('batching', input, 'true, false or an object');
+  rejectUnknown('batching', b, ['maxKeys', 'maxBytes']);
+  return {
+    maxKeys: b['maxKeys'] === undefined ? d.maxKeys : positiveInteger('batching.maxKeys', b['maxKeys'], 100_000),
+    maxBytes: b['maxBytes'] === undefined ? d.maxBytes : positiveInteger('batching.maxBytes', b['maxBytes']),
   };
 }
 
@@ -471,6 +491,7 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
         : positiveInteger('maxKeyLength', options['maxKeyLength']),
     writeErrors,
     breaker: resolveBreaker(options['breaker']),
+    batching: resolveBatching(options['batching']),
     bus: resolveBus(options['bus']),
     lock: resolveLock(options['lock']),
     alerts: resolveAlerts(options['alerts']),

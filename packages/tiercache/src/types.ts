@@ -40,17 +40,88 @@ export interface RemoteWrite {
   readonly tagKeys?: readonly string[];
 }
 
+/** Where the connection to the shared tier stands: being established, usable, or known to be down. */
+export type RemoteStatus = 'connecting' | 'ready' | 'down';
+
+/** Called on every change of the remote tier's status; `error` says why it went down, when known. */
+export type StatusListener = (status: RemoteStatus, error?: unknown) => void;
+
+/** One key of a "value or lock" read: the data key and the stampede lock that guards its load. */
+export interface LockedRead {
+  readonly key: string;
+  readonly lockKey: string;
+}
+
+/** What a "value or lock" read found: the stored string (any age), and whether this caller now holds the lock. */
+export interface LockedReadReply {
+  readonly value: string | null | undefined;
+  readonly locked: boolean;
+}
+
+/** One write of a turn's batch. */
+export type WriteOp =
+  | ({ readonly kind: 'set' } & RemoteWrite)
+  | ({ readonly kind: 'loaded' } & LoadedWrite)
+  | { readonly kind: 'unlink'; readonly keys: readonly string[]; readonly alsoUnlink: readonly string[] };
+
+/** The outcome of one op of a batch: a reply (`true`/`false` for `loaded`, the count for `unlink`), or its error. */
+export type WriteReply =
+  { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
+
+export interface WriteMode {
+  /**
+   * May plain sets go out as one script call? Redis' NOLOOP tracking does not cover script writes, so an instance
+   * that keeps memory copies and tracks foreign writes asks for a pipeline instead (its own writes must not echo).
+   */
+  readonly scripted: boolean;
+}
+
+/** The subscriber connection a remote tier opens for the cache: pub/sub and tracking invalidations. */
+export interface SubscriberHandle {
+  close(): Promise<void>;
+}
+
+export interface SubscriberOptions {
+  readonly channels: readonly string[];
+  /** Also listen for server-assisted invalidations (CLIENT TRACKING … REDIRECT). */
+  readonly tracking: boolean;
+  readonly onMessage: (channel: string, message: string) => void;
+  /** Keys Redis says were modified; `null` when Redis flushed everything (FLUSHALL/FLUSHDB). */
+  readonly onInvalidate: (keys: readonly string[] | null) => void;
+  /** After every (re)subscription, with the connection's client id; messages may have been lost before a re-one. */
+  readonly onSubscribed: (clientId: number | undefined, resubscribed: boolean) => void;
+  /** The heartbeat was answered. */
+  readonly onAlive: () => void;
+  /** The heartbeat went unanswered: messages may be lost right now. */
+  readonly onSilent: () => void;
+  readonly onError: (error: unknown) => void;
+  /** How often to PING the connection, in ms. */
+  readonly heartbeatMs: number;
+  /** How long a PING may take, in ms. */
+  readonly timeoutMs: number;
+}
+
 /**
- * The shared tier (Redis). Storage only: it stores encoded strings under full keys and reports failures as typed
- * errors; the policy (fallback, counting, events) belongs to the cache above it. Every call is bounded by the tier's
- * timeout and settles; none waits for a reconnect.
+ * The shared tier (Redis). Storage only: it stores encoded strings under full keys and reports failures as errors;
+ * the policy (timeouts across connection states, the breaker, fallback, counting, events) belongs to the remote
+ * accessor above it. Every call is bounded by the tier's timeout and settles; none waits for a reconnect.
  */
 export interface RemoteTier {
-  /** True while commands can be sent; when false the cache skips the tier without trying. */
+  /** True while commands can be sent (`status === 'ready'`). */
   readonly available: boolean;
-  /** The stored string; `null` or undefined for a miss. May reject with an untyped error (the cache maps it). */
+  readonly status: RemoteStatus;
+  /** Listens to status changes (first connect, loss, reconnect). Returns a disposer. */
+  onStatus(listener: StatusListener): () => void;
+  /** The stored string; `null` or undefined for a miss. May reject with an untyped error (the accessor maps it). */
   get(key: string): Promise<string | null | undefined>;
   getMany(keys: readonly string[]): Promise<(string | null | undefined)[]>;
+  /**
+   * In one round trip per hash slot: each key's stored string, and for each key without an entry fresh at `now`
+   * (its `e` past `now`), `SET lockKey token NX PX ttlMs`.
+   */
+  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReply[]>;
+  /** A turn's writes in one round trip (per hash slot on a cluster), with a reply per op. */
+  write(ops: readonly WriteOp[], mode: WriteMode): Promise<WriteReply[]>;
   set(key: string, value: string, ttlMs: number): Promise<unknown>;
   setMany(writes: readonly RemoteWrite[]): Promise<void>;
   /**
@@ -78,7 +149,26 @@ export interface RemoteTier {
    */
   invalidateTags(tagKeys: readonly string[], lockKeyOf: (key: string) => string): Promise<number>;
   publish(channel: string, message: string): Promise<void>;
+  /** Opens the pub/sub connection the bus and the lock wake-ups need; absent where the tier has none. */
+  openSubscriber?(options: SubscriberOptions): SubscriberHandle;
+  /**
+   * Server-assisted invalidation: every foreign write under `prefix` is reported to the subscriber `redirectId`.
+   * Resolves false where the tier cannot (a cluster, for now).
+   */
+  enableTracking?(redirectId: number, prefix: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * The policy a remote accessor runs each call through (the circuit breaker implements it): `execute` runs `fn`, or
+ * rejects at once with a `CircuitOpenError` when the circuit is open; `counts` decides which errors count against
+ * Redis (outages), as cockatiel's `handleWhen` does.
+ */
+export interface CallPolicy {
+  /** `key`: what the call was about (undefined for a batch of several keys, which counts as a key of its own). */
+  execute<T>(fn: () => Promise<T>, key: string | undefined, counts: (error: unknown) => boolean): Promise<T>;
+  /** True while a call would be turned away without being tried (open, or half-open with the probe out). */
+  readonly rejecting: boolean;
 }
 
 /**

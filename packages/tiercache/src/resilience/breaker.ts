@@ -1,8 +1,9 @@
-import { CacheError, CacheTimeoutError, ConfigurationError, ConnectionError, describeValue } from '../errors.js';
+import { CircuitOpenError, ConfigurationError, describeValue, isOutageError } from '../errors.js';
+import { Emitter } from '../observability/events.js';
 import type { Disposer } from '../observability/events.js';
 import { DEFAULTS, positiveInteger, toMs } from '../options.js';
 import { systemClock } from '../types.js';
-import type { Clock, Duration } from '../types.js';
+import type { CallPolicy, Clock, Duration } from '../types.js';
 
 /** The circuit breaker around the Redis tier. Options as the user writes them; see `validateBreakerOptions`. */
 export interface BreakerOptions {
@@ -84,27 +85,7 @@ export function validateBreakerOptions(input: unknown = {}): ResolvedBreakerOpti
   return { threshold, windowMs, openMs, minDistinctKeys };
 }
 
-/**
- * Reply errors that mean the server cannot serve anyone right now, as opposed to a reply about this one command
- * (WRONGTYPE, ERR, NOSCRIPT, OOM on a write, READONLY on a write while reads still work).
- */
-const OUTAGE_REPLIES = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY)\b/;
-
-/**
- * Whether a remote-tier error says "Redis is unreachable or cannot serve", the only kind that should count towards
- * opening the breaker: timeouts, connection failures and cluster-down replies do; a reply about the command itself
- * (WRONGTYPE), a serialization error or a closed cache do not. An error the tier did not type is counted, so a tier
- * that fails in an unexpected way on every call is still cut off.
- */
-export function isOutageError(error: unknown): boolean {
-  if (error instanceof CacheTimeoutError) return true;
-  if (error instanceof ConnectionError) {
-    const cause: unknown = error.cause;
-    if (cause instanceof Error && cause.name === 'ReplyError') return OUTAGE_REPLIES.test(cause.message);
-    return true;
-  }
-  return !(error instanceof CacheError);
-}
+export { isOutageError } from '../errors.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -195,7 +176,7 @@ const EVENT_OF: Record<BreakerState, BreakerEvent> = { closed: 'close', open: 'o
  *
  * While closed, `acquire()` reads no clock and allocates nothing.
  */
-export class CircuitBreaker {
+export class CircuitBreaker implements CallPolicy {
   readonly #options: ResolvedBreakerOptions;
   readonly #clock: Clock;
   #state: State = { name: 'closed', pass: Object.freeze({ kind: 'pass' }) };
@@ -214,11 +195,7 @@ export class CircuitBreaker {
   #keyless = 0;
 
   readonly #transitions = { open: 0, halfOpen: 0, close: 0 };
-  readonly #listeners: Record<BreakerEvent, Set<BreakerListener>> = {
-    open: new Set(),
-    'half-open': new Set(),
-    close: new Set(),
-  };
+  readonly #events = new Emitter<Record<BreakerEvent, BreakerTransition>>('breaker');
   /** Transitions waiting to be announced: emitted after the state is settled, so a listener sees a consistent one. */
   readonly #pending: BreakerTransition[] = [];
 
@@ -309,11 +286,40 @@ export class CircuitBreaker {
     this.#flush();
   }
 
+  /**
+   * Runs `fn` through the breaker (cockatiel's `execute`): rejects with `CircuitOpenError` without calling it while
+   * open (or while the half-open probe is out), and reports its outcome, so callers never hold tickets. Only errors
+   * `counts` accepts are failures; any other error is a sign of life (the server answered) and counts as a success.
+   */
+  async execute<T>(
+    fn: () => Promise<T>,
+    key: string | undefined,
+    counts: (error: unknown) => boolean = isOutageError,
+  ): Promise<T> {
+    const ticket = this.acquire();
+    if (ticket.kind === 'reject') throw new CircuitOpenError();
+    let value: T;
+    try {
+      value = await fn();
+    } catch (error) {
+      if (counts(error)) this.failure(ticket, key);
+      else this.success(ticket);
+      throw error;
+    }
+    this.success(ticket);
+    return value;
+  }
+
+  /** True while a call would be turned away untried: open, or half-open with its one probe out. */
+  get rejecting(): boolean {
+    const state = this.state;
+    const current = this.#state;
+    return state === 'open' || (current.name === 'half-open' && current.probe !== undefined);
+  }
+
   /** Listens to one transition. A listener that throws is reported as a process warning; the breaker carries on. */
   on(event: BreakerEvent, listener: BreakerListener): Disposer {
-    // Own properties only: `on('toString')` must be refused, not find Object.prototype's.
-    const set = Object.hasOwn(this.#listeners, event) ? this.#listeners[event] : undefined;
-    if (set === undefined) {
+    if (event !== 'open' && event !== 'half-open' && event !== 'close') {
       throw new ConfigurationError(
         `Expected the event to be 'open', 'half-open' or 'close', got ${describeValue(event)}`,
       );
@@ -322,11 +328,7 @@ export class CircuitBreaker {
       throw new ConfigurationError(`Expected the listener to be a function, got ${describeValue(listener)}`);
     }
     // A wrapper, so the same function added twice is two subscriptions and each disposer removes only its own.
-    const entry: BreakerListener = (transition) => listener(transition);
-    set.add(entry);
-    return () => {
-      set.delete(entry);
-    };
+    return this.#events.on(event, (transition) => listener(transition));
   }
 
   snapshot(): BreakerSnapshot {
@@ -398,17 +400,8 @@ export class CircuitBreaker {
   #flush(): void {
     // One FIFO shared with any re-entrant call a listener makes, so announcements keep their order.
     let transition: BreakerTransition | undefined;
-    while ((transition = this.#pending.shift()) !== undefined) {
-      const set = this.#listeners[EVENT_OF[transition.state]];
-      if (set.size === 0) continue;
-      for (const listener of [...set]) {
-        try {
-          listener(transition);
-        } catch (error) {
-          process.emitWarning(`tiercache: a breaker '${EVENT_OF[transition.state]}' listener threw: ${String(error)}`);
-        }
-      }
-    }
+    while ((transition = this.#pending.shift()) !== undefined)
+      this.#events.emit(EVENT_OF[transition.state], transition);
   }
 
   #record(now: number, key: string | undefined): void {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { RemoteTier } from '../types.js';
 
 /**
  * The stampede lock's key for a data key, under the prefix of the cache or namespace that loads it (so its `clear()`
@@ -58,5 +59,80 @@ export class LockWaiters {
 
   get size(): number {
     return this.#waiting.size;
+  }
+}
+
+/** What a lease needs of Redis: compare-and-pexpire and compare-and-delete, through the remote accessor. */
+export interface LeaseRemote {
+  run<T>(operation: 'lock', key: string | undefined, fn: (tier: RemoteTier) => Promise<T>): Promise<unknown>;
+}
+
+/**
+ * A held stampede lock: it owns its token, keeps itself alive while its loader runs (extended every third of its
+ * TTL), and releases by compare-and-delete, so a holder never deletes another's lock. `token` is '' once the lease is
+ * given up: a write guarded by it would then be refused, so a late result is stored by its creation time alone.
+ */
+export class Lease {
+  readonly lockKey: string;
+  readonly #token: string;
+  readonly #key: string;
+  readonly #remote: LeaseRemote;
+  #held = true;
+  #extender: NodeJS.Timeout | undefined;
+
+  constructor(remote: LeaseRemote, key: string, lockKey: string, token: string) {
+    this.#remote = remote;
+    this.#key = key;
+    this.lockKey = lockKey;
+    this.#token = token;
+  }
+
+  get token(): string {
+    return this.#held ? this.#token : '';
+  }
+
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** Extends the lock every third of `ttlMs` until the lease is settled, released or given up. */
+  keepAlive(ttlMs: number): void {
+    if (!this.#held || this.#extender !== undefined) return;
+    const token = this.#token;
+    this.#extender = setInterval(
+      () => void this.#remote.run('lock', this.#key, (tier) => tier.extendLock(this.lockKey, token, ttlMs)),
+      Math.max(10, Math.floor(ttlMs / 3)),
+    );
+    this.#extender.unref();
+  }
+
+  /** The loader settled: stop extending (the write that follows releases the lock itself). */
+  settle(): void {
+    clearInterval(this.#extender);
+    this.#extender = undefined;
+  }
+
+  /**
+   * The write of the loaded value releases the lock itself (compare-and-delete in the same script): returns the
+   * token for it ('' when the lease was given up), and the lease no longer holds anything.
+   */
+  handOver(): string {
+    const token = this.token;
+    this.settle();
+    this.#held = false;
+    return token;
+  }
+
+  /** Gives the lock up now (a hard timeout), so other processes can try; the late result is stored without it. */
+  abandon(): void {
+    void this.release();
+  }
+
+  /** Releases the lock now, if still held. */
+  async release(): Promise<void> {
+    this.settle();
+    if (!this.#held) return;
+    this.#held = false;
+    await this.#remote.run('lock', this.#key, (tier) => tier.releaseLock(this.lockKey, this.#token));
   }
 }

@@ -1,6 +1,19 @@
 import { CacheTimeoutError, ConfigurationError, ConnectionError, describeValue } from '../errors.js';
 import { toMs } from '../options.js';
-import type { Duration, LoadedWrite, LockGuard, RemoteTier, RemoteWrite } from '../types.js';
+import type {
+  Duration,
+  LoadedWrite,
+  LockGuard,
+  LockedRead,
+  LockedReadReply,
+  RemoteStatus,
+  RemoteTier,
+  RemoteWrite,
+  StatusListener,
+  WriteOp,
+  WriteReply,
+} from '../types.js';
+import { readOrLockByPrimitives, writeByPrimitives } from './batch-by-primitives.js';
 
 export type ChaosOperation =
   | 'get'
@@ -104,6 +117,8 @@ export class ChaosRemoteTier implements RemoteTier {
   readonly #timeoutMs: number | undefined;
   readonly #random: () => number;
   #mode: Mode = HEALTHY;
+  readonly #statusListeners = new Set<StatusListener>();
+  #announced: RemoteStatus | undefined;
   #delayMs = 0;
   /** Bumped by heal(): a call that started before it was meant to be blackholed and must not be any more. */
   #heals = 0;
@@ -134,6 +149,39 @@ export class ChaosRemoteTier implements RemoteTier {
 
   get available(): boolean {
     return this.#mode.kind !== 'down' && this.#inner.available;
+  }
+
+  get status(): RemoteStatus {
+    return this.#mode.kind === 'down' ? 'down' : this.#inner.status;
+  }
+
+  onStatus(listener: StatusListener): () => void {
+    const entry: StatusListener = (status, error) => listener(status, error);
+    this.#statusListeners.add(entry);
+    const stopInner = this.#inner.onStatus(() => this.#announce());
+    return () => {
+      this.#statusListeners.delete(entry);
+      stopInner();
+    };
+  }
+
+  #announce(): void {
+    const status = this.status;
+    if (status === this.#announced) return;
+    this.#announced = status;
+    for (const listener of [...this.#statusListeners]) listener(status);
+  }
+
+  /**
+   * A turn's reads and writes go through the single-op methods below, so each op is counted and faulted like the
+   * call it replaces (`get`, `acquireLock`, `set`, `setMany`, `setLoaded`, `deleteMany`).
+   */
+  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReply[]> {
+    return readOrLockByPrimitives(this, reads, token, ttlMs, now);
+  }
+
+  write(ops: readonly WriteOp[]): Promise<WriteReply[]> {
+    return writeByPrimitives(this, ops);
   }
 
   /** Every call fails with `error` (default: a fresh `ConnectionError`), after any delay. */
@@ -171,6 +219,7 @@ export class ChaosRemoteTier implements RemoteTier {
    */
   disconnect(): this {
     this.#mode = { kind: 'down' };
+    this.#announce();
     return this;
   }
 
@@ -180,6 +229,7 @@ export class ChaosRemoteTier implements RemoteTier {
     this.#delayMs = 0;
     this.#heals++;
     for (const flight of [...this.#blackholed]) flight.resume();
+    this.#announce();
     return this;
   }
 

@@ -1,7 +1,20 @@
 import { ConfigurationError, ConnectionError, RedisReplyError, describeValue } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
 import { systemClock } from '../types.js';
-import type { Clock, LoadedWrite, LockGuard, RemoteTier, RemoteWrite } from '../types.js';
+import type {
+  Clock,
+  LoadedWrite,
+  LockGuard,
+  LockedRead,
+  LockedReadReply,
+  RemoteStatus,
+  RemoteTier,
+  RemoteWrite,
+  StatusListener,
+  WriteOp,
+  WriteReply,
+} from '../types.js';
+import { readOrLockByPrimitives, writeByPrimitives } from './batch-by-primitives.js';
 
 interface Stored {
   readonly value: string;
@@ -46,6 +59,7 @@ export class InMemoryRemoteTier implements RemoteTier {
   readonly #channels = new Map<string, Set<(message: string) => void>>();
   readonly #tags = new Map<string, Map<string, number>>();
   #closed = false;
+  readonly #statusListeners = new Set<StatusListener>();
 
   constructor(options: InMemoryRemoteTierOptions = {}) {
     const clock: unknown = options.clock ?? systemClock;
@@ -59,6 +73,26 @@ export class InMemoryRemoteTier implements RemoteTier {
 
   get available(): boolean {
     return !this.#closed;
+  }
+
+  get status(): RemoteStatus {
+    return this.#closed ? 'down' : 'ready';
+  }
+
+  onStatus(listener: StatusListener): () => void {
+    const entry: StatusListener = (status, error) => listener(status, error);
+    this.#statusListeners.add(entry);
+    return () => {
+      this.#statusListeners.delete(entry);
+    };
+  }
+
+  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReply[]> {
+    return readOrLockByPrimitives(this, reads, token, ttlMs, now);
+  }
+
+  write(ops: readonly WriteOp[]): Promise<WriteReply[]> {
+    return writeByPrimitives(this, ops);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -211,8 +245,10 @@ export class InMemoryRemoteTier implements RemoteTier {
   }
 
   async close(): Promise<void> {
+    const wasOpen = !this.#closed;
     this.#closed = true;
     this.#channels.clear();
+    if (wasOpen) for (const listener of [...this.#statusListeners]) listener('down');
   }
 
   // ── for tests: what Redis would let you inspect ────────────────────────────────────────────────────────────

@@ -1,8 +1,26 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import type { ChainableCommander, RedisOptions } from 'ioredis';
-import { CacheError, CacheTimeoutError, ConnectionError, RedisReplyError } from '../errors.js';
-import type { LoadedWrite, LockGuard, RemoteTier, RemoteWrite } from '../types.js';
+import type { CacheError } from '../errors.js';
+import { toCacheError } from './errors.js';
+
+export { toCacheError } from './errors.js';
+import type {
+  LoadedWrite,
+  LockGuard,
+  LockedRead,
+  LockedReadReply,
+  RemoteStatus,
+  RemoteTier,
+  RemoteWrite,
+  StatusListener,
+  SubscriberHandle,
+  SubscriberOptions,
+  WriteMode,
+  WriteOp,
+  WriteReply,
+} from '../types.js';
+import { Subscriber } from './redis-subscriber.js';
 
 type Client = Redis | Cluster;
 
@@ -58,6 +76,32 @@ function expiresAfter(encoded: string, now: number): boolean {
   return expires !== undefined && Number(expires) > now;
 }
 
+/**
+ * "The value, or else the lock", for the keys of one turn's loads in one call. KEYS: data1, lock1, data2, lock2, …
+ * ARGV: token, pttl, now. Returns value1, taken1, value2, taken2, … (a value is nil for a miss; taken is 1 when the
+ * lock was set, which happens only for a key without an entry fresh at `now`).
+ */
+const READ_OR_LOCK = `
+local out = {}
+for i = 1, #KEYS, 2 do
+  local value = redis.call('GET', KEYS[i])
+  local fresh = false
+  if value then
+    local expires = tonumber(string.match(value, '^{"v":%d+,"k":%d,"c":%d+,"e":(%d+)'))
+    fresh = expires ~= nil and expires > tonumber(ARGV[3])
+  end
+  local taken = 0
+  if not fresh and redis.call('SET', KEYS[i + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then taken = 1 end
+  out[#out + 1] = value
+  out[#out + 1] = taken
+end
+return out`;
+
+/** A turn's plain sets as one call. KEYS: the keys. ARGV: value1, pttl1, value2, pttl2, … */
+const SET_MANY = `
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i]) end
+return #KEYS`;
+
 /** KEYS: lock. ARGV: token. */
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
@@ -78,6 +122,8 @@ interface ScriptCommands {
   tiercacheRelease(lock: string, token: string): Promise<number>;
   tiercacheTagPop(tag: string, now: number): Promise<string[]>;
   tiercacheExtend(lock: string, token: string, pttl: number): Promise<number>;
+  tiercacheReadOrLock(numberOfKeys: number, ...args: (string | number)[]): Promise<(string | number | null)[]>;
+  tiercacheSetMany(numberOfKeys: number, ...args: (string | number)[]): Promise<number>;
 }
 
 interface PipelineOp {
@@ -92,8 +138,15 @@ interface TagPipeline {
   tiercacheTagPop(tag: string, now: number): unknown;
 }
 
+type PipelineResult = [Error | null, unknown];
+
+const WRITTEN: WriteReply = Object.freeze({ ok: true, value: true });
+
+function loadedArgs(write: LoadedWrite): readonly [string, string, string, number, number, string, string, string] {
+  return [write.key, write.lockKey, write.value, write.ttlMs, write.createdAt, write.token, write.channel, write.key];
+}
+
 const SCAN_COUNT = 1000;
-const OUTAGE_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY)\b/;
 const UNLINK_BATCH = 500;
 
 /**
@@ -127,6 +180,16 @@ export function failFastOptions(user: RedisOptions, timeoutMs: number): Omit<Red
   };
 }
 
+/**
+ * ioredis' connection states as the cache needs them: a call made while a connection is being established waits for
+ * it (within the timeout); one made while the client waits to retry, or after it gave up, is skipped at once.
+ */
+function statusOf(status: string): RemoteStatus {
+  if (status === 'ready') return 'ready';
+  if (status === 'connecting' || status === 'connect') return 'connecting';
+  return 'down';
+}
+
 function isClient(value: unknown): value is Client {
   return (
     typeof value === 'object' &&
@@ -139,20 +202,6 @@ function isClient(value: unknown): value is Client {
 /** Escapes the glob characters of a literal so SCAN MATCH treats it literally. */
 export function escapeGlob(literal: string): string {
   return literal.replace(/[*?[\]\\]/g, '\\$&');
-}
-
-export function toCacheError(error: unknown, key?: string): CacheError {
-  if (error instanceof CacheError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (message === 'Command timed out') {
-    return new CacheTimeoutError(`Redis did not answer in time`, { cause: error, key });
-  }
-  // A reply about the command itself (WRONGTYPE, a script error) means the server is up; replies saying it cannot
-  // serve now (CLUSTERDOWN, LOADING, …) are availability failures like a refused connection.
-  if (error instanceof Error && error.name === 'ReplyError' && !OUTAGE_REPLY.test(message)) {
-    return new RedisReplyError(`Redis refused the command: ${message}`, { cause: error, key });
-  }
-  return new ConnectionError(`Redis command failed: ${message}`, { cause: error, key });
 }
 
 function groupBySlot<T>(items: readonly T[], keyOf: (item: T) => string): Map<number, number[]> {
@@ -174,6 +223,10 @@ export class RedisTier implements RemoteTier {
   readonly #wrapTimeout: boolean;
   readonly #keyPrefix: string;
   readonly #onError: (error: unknown) => void;
+  #status: RemoteStatus;
+  #lastError: unknown;
+  readonly #statusListeners = new Set<StatusListener>();
+  readonly #onClientEvent = (): void => this.#updateStatus();
 
   constructor(source: string | RedisOptions | Client, options: RedisTierOptions) {
     this.#timeoutMs = options.timeoutMs;
@@ -193,7 +246,11 @@ export class RedisTier implements RemoteTier {
       (this.#client instanceof Cluster
         ? this.#client.options.redisOptions?.keyPrefix
         : this.#client.options.keyPrefix) ?? '';
-    this.#onError = (error: unknown) => options.onConnectionError(toCacheError(error));
+    this.#onError = (error: unknown) => {
+      this.#lastError = error;
+      options.onConnectionError(toCacheError(error));
+      this.#updateStatus();
+    };
     // Without a listener ioredis prints every reconnect failure; the cache counts them instead.
     this.#client.on('error', this.#onError);
     // defineCommand sends EVALSHA and falls back to EVAL once per connection when the script is not cached.
@@ -202,6 +259,13 @@ export class RedisTier implements RemoteTier {
     this.#client.defineCommand('tiercacheExtend', { numberOfKeys: 1, lua: EXTEND_LOCK });
     this.#client.defineCommand('tiercacheTagAdd', { numberOfKeys: 1, lua: TAG_ADD });
     this.#client.defineCommand('tiercacheTagPop', { numberOfKeys: 1, lua: TAG_POP });
+    // Variadic: the number of keys is the first argument of each call.
+    this.#client.defineCommand('tiercacheReadOrLock', { lua: READ_OR_LOCK });
+    this.#client.defineCommand('tiercacheSetMany', { lua: SET_MANY });
+    this.#status = statusOf(this.#client.status);
+    for (const event of ['connect', 'ready', 'close', 'end', 'reconnecting', 'connecting']) {
+      this.#client.on(event, this.#onClientEvent);
+    }
   }
 
   get #scripts(): ScriptCommands {
@@ -219,6 +283,27 @@ export class RedisTier implements RemoteTier {
 
   get available(): boolean {
     return this.#client.status === 'ready';
+  }
+
+  get status(): RemoteStatus {
+    return this.#status;
+  }
+
+  onStatus(listener: StatusListener): () => void {
+    const entry: StatusListener = (status, error) => listener(status, error);
+    this.#statusListeners.add(entry);
+    return () => {
+      this.#statusListeners.delete(entry);
+    };
+  }
+
+  #updateStatus(): void {
+    const next = statusOf(this.#client.status);
+    if (next === this.#status) return;
+    this.#status = next;
+    const error = next === 'down' ? this.#lastError : undefined;
+    if (next === 'ready') this.#lastError = undefined;
+    for (const listener of [...this.#statusListeners]) listener(next, error);
   }
 
   #bound<T>(promise: Promise<T>): Promise<T> {
@@ -315,6 +400,120 @@ export class RedisTier implements RemoteTier {
           const [error, reply] = results[j] ?? [new Error('missing pipeline reply'), undefined];
           if (error) throw error;
           out[index] = reply;
+        });
+      }),
+    );
+    return out;
+  }
+
+  async readOrLock(
+    reads: readonly LockedRead[],
+    token: string,
+    ttlMs: number,
+    now: number,
+  ): Promise<LockedReadReply[]> {
+    if (reads.length === 0) return [];
+    const out = new Array<LockedReadReply>(reads.length);
+    const run = async (indexes: readonly number[]): Promise<void> => {
+      const args: (string | number)[] = [];
+      for (const i of indexes) {
+        const read = reads[i] as LockedRead;
+        args.push(read.key, read.lockKey);
+      }
+      args.push(token, ttlMs, now);
+      const reply = await this.#bound(this.#scripts.tiercacheReadOrLock(indexes.length * 2, ...args));
+      indexes.forEach((index, j) => {
+        const value = reply[2 * j];
+        out[index] = { value: typeof value === 'string' ? value : null, locked: reply[2 * j + 1] === 1 };
+      });
+    };
+    // A script touches one slot: a data key and its lock share one (the lock key carries the data key's hash tag).
+    if (this.#client instanceof Cluster) await Promise.all([...groupBySlot(reads, (r) => r.key).values()].map(run));
+    else await run(reads.map((_, i) => i));
+    return out;
+  }
+
+  async write(ops: readonly WriteOp[], mode: WriteMode): Promise<WriteReply[]> {
+    if (ops.length === 0) return [];
+    if (mode.scripted && ops.length > 1 && ops.every((op) => op.kind === 'set' && !op.tagKeys?.length)) {
+      await this.#setManyScripted(ops as readonly RemoteWrite[]);
+      return ops.map(() => WRITTEN);
+    }
+    const commands: PipelineOp[] = [];
+    /** For each op: the indexes of its commands, and which of them carry its reply. */
+    const spans: { readonly from: number; readonly to: number; readonly counted: readonly number[] }[] = [];
+    const now = Date.now();
+    for (const op of ops) {
+      const from = commands.length;
+      const counted: number[] = [];
+      if (op.kind === 'set') {
+        counted.push(commands.length);
+        commands.push({ slotKey: op.key, add: (p) => p.set(op.key, op.value, 'PX', op.ttlMs) });
+        commands.push(...this.#tagOps(op, now));
+      } else if (op.kind === 'loaded') {
+        counted.push(commands.length);
+        const args = loadedArgs(op);
+        commands.push({ slotKey: op.key, add: (p) => (p as unknown as TagPipeline).tiercacheSetLoaded(...args) });
+        commands.push(...this.#tagOps(op, now));
+      } else {
+        const groups =
+          this.#client instanceof Cluster ? [...groupBySlot(op.keys, (k) => k).values()] : [op.keys.map((_, i) => i)];
+        for (const indexes of groups) {
+          const own = indexes.map((i) => op.keys[i] as string);
+          const extra = indexes.map((i) => op.alsoUnlink[i]).filter((k): k is string => k !== undefined);
+          counted.push(commands.length);
+          commands.push({ slotKey: own[0] as string, add: (p) => p.unlink(...own) });
+          if (extra.length > 0) commands.push({ slotKey: own[0] as string, add: (p) => p.unlink(...extra) });
+        }
+      }
+      spans.push({ from, to: commands.length, counted });
+    }
+    const results = await this.#pipelineSettled(commands);
+    return ops.map((op, i): WriteReply => {
+      const span = spans[i] as (typeof spans)[number];
+      for (let c = span.from; c < span.to; c++) {
+        const [error] = results[c] as PipelineResult;
+        if (error) return { ok: false, error };
+      }
+      if (op.kind === 'set') return WRITTEN;
+      if (op.kind === 'loaded')
+        return { ok: true, value: (results[span.counted[0] as number] as PipelineResult)[1] === 1 };
+      let count = 0;
+      for (const c of span.counted) count += Number((results[c] as PipelineResult)[1]);
+      return { ok: true, value: count };
+    });
+  }
+
+  async #setManyScripted(writes: readonly RemoteWrite[]): Promise<void> {
+    const run = async (indexes: readonly number[]): Promise<void> => {
+      const keys: string[] = [];
+      const args: (string | number)[] = [];
+      for (const i of indexes) {
+        const write = writes[i] as RemoteWrite;
+        keys.push(write.key);
+        args.push(write.value, write.ttlMs);
+      }
+      await this.#bound(this.#scripts.tiercacheSetMany(keys.length, ...keys, ...args));
+    };
+    if (this.#client instanceof Cluster) await Promise.all([...groupBySlot(writes, (w) => w.key).values()].map(run));
+    else await run(writes.map((_, i) => i));
+  }
+
+  /**
+   * Like #pipeline, but every command's own outcome comes back (`[error, reply]`), so one bad command fails its own
+   * op only. Throws only when the whole round trip failed (a timeout, a lost connection).
+   */
+  async #pipelineSettled(ops: readonly PipelineOp[]): Promise<PipelineResult[]> {
+    const groups =
+      this.#client instanceof Cluster ? [...groupBySlot(ops, (op) => op.slotKey).values()] : [ops.map((_, i) => i)];
+    const out = new Array<PipelineResult>(ops.length);
+    await Promise.all(
+      groups.map(async (indexes) => {
+        const pipeline = this.#client.pipeline();
+        for (const i of indexes) (ops[i] as PipelineOp).add(pipeline);
+        const results = (await this.#bound(pipeline.exec())) ?? [];
+        indexes.forEach((index, j) => {
+          out[index] = results[j] ?? [new Error('missing pipeline reply'), undefined];
         });
       }),
     );
@@ -425,16 +624,7 @@ export class RedisTier implements RemoteTier {
   }
 
   async setLoaded(write: LoadedWrite): Promise<boolean> {
-    const args = [
-      write.key,
-      write.lockKey,
-      write.value,
-      write.ttlMs,
-      write.createdAt,
-      write.token,
-      write.channel,
-      write.key,
-    ] as const;
+    const args = loadedArgs(write);
     try {
       if (write.tagKeys === undefined || write.tagKeys.length === 0) {
         return (await this.#bound(this.#scripts.tiercacheSetLoaded(...args))) === 1;
@@ -513,14 +703,16 @@ export class RedisTier implements RemoteTier {
     }
   }
 
-  /** Calls `listener` every time the data connection becomes ready (first connect and every reconnect). */
-  onReady(listener: () => void): () => void {
-    this.#client.on('ready', listener);
-    return () => this.#client.off('ready', listener);
+  openSubscriber(options: SubscriberOptions): SubscriberHandle {
+    return new Subscriber(this.#client, options);
   }
 
   async close(): Promise<void> {
     this.#client.off('error', this.#onError);
+    for (const event of ['connect', 'ready', 'close', 'end', 'reconnecting', 'connecting']) {
+      this.#client.off(event, this.#onClientEvent);
+    }
+    this.#statusListeners.clear();
     if (!this.#owned) return;
     // A listener stays until the socket is gone, so a late error after quit is not an unhandled 'error' event.
     this.#client.on('error', () => {});

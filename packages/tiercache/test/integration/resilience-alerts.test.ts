@@ -96,6 +96,9 @@ async function connected(options: CacheOptions): Promise<Cache> {
     redis: proxy.url,
     memory: false,
     breaker: false,
+    // One command per call, so that the gate sees one failure per key: batched, a turn's reads fail as one command
+    // and raise one keyless alert (engine.test.ts).
+    batching: false,
     timeouts: { redisMs: REDIS_MS },
     ...options,
   });

@@ -247,8 +247,9 @@ describe('Redis blackholed behind a TCP proxy', () => {
 
 describe('Redis paused (CLIENT PAUSE ALL)', () => {
   it('bounds every call by one Redis timeout until the breaker opens, and the breaker closes once the pause ends', async () => {
+    // The threshold counts failed round trips: a turn's ten reads are one batch, and so are their ten writes.
     const cache = await connected(redis.url, {
-      breaker: { threshold: 20, windowMs: 10_000, openMs: 500, minDistinctKeys: 2 },
+      breaker: { threshold: 4, windowMs: 10_000, openMs: 500, minDistinctKeys: 2 },
     });
     const pauseMs = 1500;
     await redis.pause(pauseMs);

@@ -33,8 +33,10 @@ function setup() {
   const cache = createCache({
     redis: chaos,
     clock,
-    // Off, so that every read goes down to the tier and each call is exactly one Redis command.
+    // Off, so that every read goes down to the tier and each call is exactly one Redis command (the turn batcher
+    // too: a batch is one call for the breaker, tested on its own below).
     memory: false,
+    batching: false,
     breaker: { threshold: THRESHOLD, windowMs: WINDOW_MS, openMs: OPEN_MS, minDistinctKeys: 2 },
     // Every alert let through, so the breaker's transitions can be read from them in order.
     alerts: { notify: (alert) => void alerts.push(alert), cooldown: 0 },

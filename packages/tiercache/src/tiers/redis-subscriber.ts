@@ -1,31 +1,9 @@
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
+import type { SubscriberHandle, SubscriberOptions } from '../types.js';
 
 /** The channel Redis sends tracked keys' invalidations to (RESP2 redirect mode). */
 export const INVALIDATE_CHANNEL = '__redis__:invalidate';
-
-export interface SubscriberOptions {
-  readonly channels: readonly string[];
-  /** Also listen on `__redis__:invalidate` for server-assisted invalidations (CLIENT TRACKING … REDIRECT). */
-  readonly tracking: boolean;
-  readonly onMessage: (channel: string, message: string) => void;
-  /** Keys Redis says were modified; `null` when Redis flushed everything (FLUSHALL/FLUSHDB). */
-  readonly onInvalidate: (keys: readonly string[] | null) => void;
-  /**
-   * Called after every (re)subscription with this connection's client id. After the first, messages may have been
-   * lost while the connection was down: the cache flushes its memory tier then.
-   */
-  readonly onSubscribed: (clientId: number | undefined, resubscribed: boolean) => void;
-  /** The heartbeat was answered: Redis is reachable again, whether or not this instance makes calls of its own. */
-  readonly onAlive: () => void;
-  /** The heartbeat went unanswered: messages may be lost right now. */
-  readonly onSilent: () => void;
-  readonly onError: (error: unknown) => void;
-  /** How often to PING the connection; a silent subscriber is found within about twice this. */
-  readonly heartbeatMs: number;
-  /** How long a PING may take. */
-  readonly timeoutMs: number;
-}
 
 /**
  * One pub/sub connection per cache, a duplicate of the data connection (a connection in subscriber mode can run
@@ -33,7 +11,7 @@ export interface SubscriberOptions {
  * the RESP3 `invalidate` push. It resubscribes itself on every `ready`, and a heartbeat finds a connection that looks
  * open but delivers nothing.
  */
-export class Subscriber {
+export class Subscriber implements SubscriberHandle {
   readonly #connection: Redis | Cluster;
   readonly #options: SubscriberOptions;
   readonly #heartbeat: NodeJS.Timeout;

@@ -1,0 +1,65 @@
+import type { CacheEvents, Disposer, Listener } from '../observability/events.js';
+import type { CacheStats, RedisState } from '../observability/stats.js';
+import type { GetOrSetOptions, SetOptions } from '../options.js';
+import type { BreakerState } from '../resilience/breaker.js';
+import type { Duration } from '../types.js';
+import type { Loader } from './loader-runner.js';
+import type { ReadResult } from './view.js';
+import type { MsetEntry } from './write-path.js';
+
+/** The public contract of a cache (and of each of its namespaces). */
+export interface CacheHealth {
+  readonly status: 'ok' | 'degraded';
+  readonly redis: RedisState;
+  readonly breaker: BreakerState | null;
+  /** Whether other instances' writes reach this one now (bus subscribed and tracking on), null without a bus. */
+  readonly coherent: boolean | null;
+}
+
+export interface Cache {
+  /** The value, or undefined on a miss. A Redis failure is a miss, never an error. */
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  getWithMeta<T = unknown>(key: string): Promise<ReadResult<T> | undefined>;
+  set<T>(key: string, value: T, options?: SetOptions): Promise<void>;
+  has(key: string): Promise<boolean>;
+  /** True when the key existed in either tier. */
+  delete(key: string): Promise<boolean>;
+  /** How many of the keys existed in Redis (or in memory when Redis is off). One round trip. */
+  deleteMany(keys: readonly string[]): Promise<number>;
+  /** One value (or undefined) per key, in order. Misses in memory are read from Redis in one round trip. */
+  mget<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]>;
+  /** Writes every entry to memory and to Redis in one round trip. */
+  mset(entries: readonly MsetEntry[]): Promise<void>;
+  /**
+   * The cached value, or the loader's (then cached). Concurrent calls for one key run the loader once per process,
+   * and once across processes while the distributed lock holds. A loader failure is the caller's error unless a stale
+   * copy within grace can be served.
+   */
+  getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
+  getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>>;
+  /**
+   * Makes every entry written with any of these tags a miss, in every instance, once it resolves. Entries written
+   * after it are not affected. Scoped to this cache's prefix (or namespace).
+   */
+  invalidateTags(tags: readonly string[]): Promise<void>;
+  /** Removes every key under this cache's prefix (or namespace), in memory and in Redis. Never FLUSHDB. */
+  clear(): Promise<void>;
+  /** A view whose keys live under `${prefix}${name}:`, sharing this cache's memory, connection and stats. */
+  namespace(name: string): Cache;
+  stats(): CacheStats;
+  /**
+   * What a health endpoint needs: `ok` when every configured tier works, `degraded` when Redis is configured but
+   * unreachable or cut off by the breaker (reads then fall back to memory and the loader). Synchronous, no I/O.
+   */
+  health(): CacheHealth;
+  /**
+   * Resolves true once Redis is connected, or false after `timeout` (default the Redis timeout × 10): for startup
+   * logs and readiness probes. Never needed for correctness — the cache works, degraded, before Redis answers.
+   */
+  ready(timeout?: Duration): Promise<boolean>;
+  on<E extends keyof CacheEvents>(event: E, listener: Listener<E>): Disposer;
+  /** Closes what the cache opened (not a Redis client you passed in). Shared by every namespace of the cache. */
+  close(): Promise<void>;
+  /** The full prefix of this cache or namespace, ending in `:`. */
+  readonly prefix: string;
+}

@@ -1,0 +1,300 @@
+import type { Entry } from '../entry.js';
+import { CacheClosedError, ConfigurationError, InvalidKeyError, describeValue } from '../errors.js';
+import type { Coherence } from '../invalidation/coherence.js';
+import type { ReplayQueue } from '../invalidation/replay.js';
+import type { AlertGate } from '../observability/alerts.js';
+import type { CacheEvents, Disposer, Emitter, Listener } from '../observability/events.js';
+import type { CacheStats, Counters, RedisState } from '../observability/stats.js';
+import { resolveGetOrSetOptions, toMs } from '../options.js';
+import type { GetOrSetOptions, ResolvedGetOrSetOptions, ResolvedOptions, SetOptions } from '../options.js';
+import type { CircuitBreaker } from '../resilience/breaker.js';
+import type { RemoteAccessor } from '../tiers/remote-accessor.js';
+import type { Clock, Duration, MemoryTier } from '../types.js';
+import type { Cache, CacheHealth } from './contract.js';
+import type { LoadCoordinator } from './load-coordinator.js';
+import type { Loader } from './loader-runner.js';
+import type { ReadPath } from './read-path.js';
+import type { ReadResult, View } from './view.js';
+import type { MsetEntry, WritePath } from './write-path.js';
+
+/** The parts a cache and its namespaces share, built once by the composition root (create-cache.ts). */
+export interface CacheParts {
+  readonly options: ResolvedOptions;
+  readonly clock: Clock;
+  readonly memory: MemoryTier<Entry> | undefined;
+  /** undefined without Redis. */
+  readonly accessor: RemoteAccessor | undefined;
+  readonly breaker: CircuitBreaker | undefined;
+  readonly coherence: Coherence;
+  /** Whether the bus is on. */
+  readonly busOn: boolean;
+  readonly replay: ReplayQueue | undefined;
+  readonly reads: ReadPath;
+  readonly writes: WritePath;
+  readonly loads: LoadCoordinator;
+  readonly counters: Counters;
+  readonly events: Emitter;
+  readonly alerts: AlertGate | undefined;
+  readonly isClosing: () => boolean;
+  /** Closes everything, once; every later call returns the same promise. */
+  readonly close: () => Promise<void>;
+}
+
+const VALUE_OF = new WeakMap<Promise<ReadResult<unknown>>, Promise<unknown>>();
+const valueOf = (result: ReadResult<unknown>): unknown => result.value;
+
+/**
+ * The public facade: argument checks, namespaces, stats, health and close; everything else is delegated to the read
+ * path, the load coordinator and the write path. Not async where it can answer from memory: an L1 hit returns an
+ * already-resolved promise without a trip through the async machinery.
+ */
+export class TierCache implements Cache {
+  readonly #parts: CacheParts;
+  readonly #view: View;
+  readonly prefix: string;
+
+  constructor(parts: CacheParts, prefix: string) {
+    this.#parts = parts;
+    this.prefix = prefix;
+    this.#view = { prefix, relative: prefix.slice(parts.options.prefix.length) };
+  }
+
+  /** Throws unless `key` is a usable key of an open cache. */
+  #check(key: unknown): asserts key is string {
+    const max = this.#parts.options.maxKeyLength;
+    if (typeof key !== 'string' || key.length === 0 || key.length > max) {
+      throw new InvalidKeyError(
+        `Expected the key to be a non-empty string of at most ${max} characters, got ${describeValue(key)}`,
+      );
+    }
+    // Keys starting with `__` name the cache's own bookkeeping (stampede locks, tag sets) under the same prefix.
+    if (key.charCodeAt(0) === 95 && key.charCodeAt(1) === 95) {
+      throw new InvalidKeyError(`Keys starting with \`__\` are reserved for tiercache, got ${describeValue(key)}`);
+    }
+    if (this.#parts.isClosing()) throw new CacheClosedError();
+  }
+
+  readonly #checked = (key: unknown): string => {
+    this.#check(key);
+    return key;
+  };
+
+  #keys(keys: unknown): readonly string[] {
+    if (this.#parts.isClosing()) throw new CacheClosedError();
+    if (!Array.isArray(keys)) throw new InvalidKeyError(`Expected \`keys\` to be an array, got ${describeValue(keys)}`);
+    for (const key of keys) this.#check(key);
+    return keys as string[];
+  }
+
+  // ── reads ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+  get<T = unknown>(key: string): Promise<T | undefined> {
+    try {
+      this.#check(key);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const { memory, clock, counters, reads } = this.#parts;
+    if (memory !== undefined) {
+      const now = clock.now();
+      const entry = reads.memoryEntry(this.#view, key, now);
+      if (entry !== undefined && now < entry.expiresAt) {
+        counters.memoryHits++;
+        return Promise.resolve(entry.value as T);
+      }
+    }
+    return reads.getSlow(key, this.prefix + key).then((result) => result?.value as T | undefined);
+  }
+
+  getWithMeta<T = unknown>(key: string): Promise<ReadResult<T> | undefined> {
+    try {
+      this.#check(key);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const reads = this.#parts.reads;
+    const hit = reads.memoryHit(this.#view, key);
+    if (hit !== undefined) return Promise.resolve(hit as ReadResult<T>);
+    return reads.getSlow(key, this.prefix + key) as Promise<ReadResult<T> | undefined>;
+  }
+
+  async has(key: string): Promise<boolean> {
+    return (await this.getWithMeta(key)) !== undefined;
+  }
+
+  async mget<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    return (await this.#parts.reads.mget(this.#view, this.#keys(keys))) as (T | undefined)[];
+  }
+
+  getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T> {
+    const answer = this.getOrSetWithMeta(key, loader, options);
+    // Callers joining one load share one `.then`, as they share the load: a stampede costs a continuation per
+    // caller, not two.
+    let value = VALUE_OF.get(answer);
+    if (value === undefined) {
+      value = answer.then(valueOf);
+      VALUE_OF.set(answer, value);
+    }
+    return value as Promise<T>;
+  }
+
+  getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>> {
+    let resolved: ResolvedGetOrSetOptions;
+    try {
+      this.#check(key);
+      if (typeof loader !== 'function') {
+        throw new ConfigurationError(`Expected the loader to be a function, got ${describeValue(loader)}`);
+      }
+      resolved = resolveGetOrSetOptions(this.#parts.options, options);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const { memory, clock, counters, reads, loads } = this.#parts;
+    const fullKey = this.prefix + key;
+    let inMemory: Entry | undefined;
+    if (memory !== undefined) {
+      const now = clock.now();
+      const entry = reads.memoryEntry(this.#view, key, now);
+      if (entry !== undefined) {
+        if (now < entry.expiresAt) {
+          counters.memoryHits++;
+          if (resolved.refreshAhead !== undefined) {
+            const request = { view: this.#view, key, fullKey, loader: loader as Loader<unknown>, options: resolved };
+            loads.maybeRefresh({ ...request, inMemory: entry }, entry, now);
+          }
+          return Promise.resolve({ value: entry.value as T, source: 'memory', expiresInMs: entry.expiresAt - now });
+        }
+        inMemory = entry;
+      }
+    }
+    const running = loads.joinable(fullKey);
+    if (running !== undefined) return running as Promise<ReadResult<T>>;
+    return loads.load({
+      view: this.#view,
+      key,
+      fullKey,
+      loader: loader as Loader<unknown>,
+      options: resolved,
+      inMemory,
+    }) as Promise<ReadResult<T>>;
+  }
+
+  // ── writes and invalidations ───────────────────────────────────────────────────────────────────────────────
+
+  async set<T>(key: string, value: T, options?: SetOptions): Promise<void> {
+    this.#check(key);
+    await this.#parts.writes.set(this.#view, key, value, options);
+  }
+
+  async mset(entries: readonly MsetEntry[]): Promise<void> {
+    if (this.#parts.isClosing()) throw new CacheClosedError();
+    if (!Array.isArray(entries)) {
+      throw new ConfigurationError(`Expected \`entries\` to be an array, got ${describeValue(entries)}`);
+    }
+    await this.#parts.writes.mset(this.#view, entries, this.#checked);
+  }
+
+  async delete(key: string): Promise<boolean> {
+    this.#check(key);
+    return (await this.#parts.writes.deleteMany(this.#view, [key])) > 0;
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    return this.#parts.writes.deleteMany(this.#view, this.#keys(keys));
+  }
+
+  async invalidateTags(tags: readonly string[]): Promise<void> {
+    if (this.#parts.isClosing()) throw new CacheClosedError();
+    await this.#parts.writes.invalidateTags(this.#view, tags);
+  }
+
+  async clear(): Promise<void> {
+    if (this.#parts.isClosing()) throw new CacheClosedError();
+    await this.#parts.writes.clear(this.#view);
+  }
+
+  // ── the rest ───────────────────────────────────────────────────────────────────────────────────────────────
+
+  namespace(name: string): Cache {
+    if (typeof name !== 'string' || !/^[^\s*?[\]{}]{1,128}$/.test(name) || name.includes(':')) {
+      throw new ConfigurationError(
+        `Expected the namespace to be 1–128 characters without spaces, ':', braces or glob characters, got ${describeValue(name)}`,
+      );
+    }
+    return new TierCache(this.#parts, `${this.prefix}${name}:`);
+  }
+
+  #redisState(): RedisState {
+    const accessor = this.#parts.accessor;
+    return accessor === undefined ? 'off' : accessor.status === 'ready' ? 'ready' : 'unavailable';
+  }
+
+  health(): CacheHealth {
+    const { breaker, busOn, coherence } = this.#parts;
+    const redis = this.#redisState();
+    const breakerState = breaker === undefined ? null : breaker.state;
+    const healthy = redis !== 'unavailable' && breakerState !== 'open';
+    return {
+      status: healthy ? 'ok' : 'degraded',
+      redis,
+      breaker: breakerState,
+      coherent: busOn ? redis === 'ready' && coherence.subscriberReady : null,
+    };
+  }
+
+  async ready(timeout?: Duration): Promise<boolean> {
+    const ms = timeout === undefined ? this.#parts.options.redisTimeoutMs * 10 : toMs('timeout', timeout);
+    const accessor = this.#parts.accessor;
+    return accessor === undefined ? true : accessor.ready(ms);
+  }
+
+  stats(): CacheStats {
+    const { counters: c, memory, breaker, loads, busOn, coherence, replay } = this.#parts;
+    return {
+      hits: { memory: c.memoryHits, redis: c.redisHits, stale: c.staleHits },
+      misses: c.misses,
+      loader: { calls: c.loaderCalls, errors: c.loaderErrors, refreshes: c.refreshes },
+      redis: {
+        state: this.#redisState(),
+        errors: c.redisErrors,
+        timeouts: c.redisTimeouts,
+        skipped: c.redisSkipped,
+        connectionErrors: c.connectionErrors,
+      },
+      breaker: breaker === undefined ? null : { ...breaker.snapshot(), skipped: c.breakerSkipped },
+      lock: { acquired: c.locksAcquired, waits: c.lockWaits, waitTimeouts: c.lockWaitTimeouts },
+      alerts: this.#parts.alerts?.stats() ?? null,
+      bus: busOn
+        ? {
+            published: c.busPublished,
+            publishErrors: c.busPublishErrors,
+            received: c.busReceived,
+            dropped: c.busDropped,
+            resets: c.busResets,
+            tracking: coherence.trackingActive,
+            trackingInvalidations: c.trackingInvalidations,
+            replayPending: replay?.size ?? 0,
+            replayed: c.replayed,
+            replayDropped: replay?.dropped ?? 0,
+          }
+        : null,
+      memory: memory === undefined ? null : { entries: memory.entries, bytes: memory.bytes },
+      decodeErrors: c.decodeErrors,
+      uncached: c.uncached,
+      writes: c.writes,
+      deletes: c.deletes,
+      inflight: loads.inflight,
+    };
+  }
+
+  on<E extends keyof CacheEvents>(event: E, listener: Listener<E>): Disposer {
+    if (typeof listener !== 'function') {
+      throw new ConfigurationError(`Expected the listener to be a function, got ${describeValue(listener)}`);
+    }
+    return this.#parts.events.on(event, listener);
+  }
+
+  close(): Promise<void> {
+    return this.#parts.close();
+  }
+}

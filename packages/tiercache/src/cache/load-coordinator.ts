@@ -1,0 +1,310 @@
+import { performance } from 'node:perf_hooks';
+import type { Entry } from '../entry.js';
+import type { Counters } from '../observability/stats.js';
+import type { ResolvedGetOrSetOptions, ResolvedOptions } from '../options.js';
+import { Lease, lockKeyFor, lockToken } from '../resilience/lock.js';
+import type { LeaseRemote, LockWaiters } from '../resilience/lock.js';
+import { UNREACHED } from '../tiers/batcher.js';
+import type { RemoteAccessor } from '../tiers/remote-accessor.js';
+import type { BackgroundTasks } from '../tasks.js';
+import type { Clock } from '../types.js';
+import type { Flight, Loader, LoaderRunner } from './loader-runner.js';
+import type { ReadPath } from './read-path.js';
+import type { ReadResult, View } from './view.js';
+import type { WritePath } from './write-path.js';
+
+const MAX_BACKOFF_KEYS = 10_000;
+
+/** One getOrSet call after its memory lookup. */
+interface LoadRequest {
+  readonly view: View;
+  readonly key: string;
+  readonly fullKey: string;
+  readonly loader: Loader<unknown>;
+  readonly options: ResolvedGetOrSetOptions;
+  /** The copy in memory (past its TTL for a load; still fresh for a refresh). */
+  readonly inMemory: Entry | undefined;
+  /** A background refresh-ahead rather than a caller's load. */
+  readonly refresh: boolean;
+}
+
+/** What the stampede lock came to: someone's value, someone else refreshing, or the go-ahead to load. */
+type LockOutcome =
+  | { readonly kind: 'value'; readonly result: ReadResult<unknown> }
+  | { readonly kind: 'busy' }
+  | { readonly kind: 'load'; readonly lease: Lease | undefined };
+
+export interface LoadCoordinatorOptions {
+  readonly options: ResolvedOptions;
+  readonly reads: ReadPath;
+  readonly writes: WritePath;
+  readonly runner: LoaderRunner;
+  /** undefined without Redis. */
+  readonly accessor: RemoteAccessor | undefined;
+  readonly waiters: LockWaiters;
+  readonly clock: Clock;
+  readonly counters: Counters;
+  readonly tasks: BackgroundTasks;
+  readonly isClosing: () => boolean;
+}
+
+/**
+ * getOrSet's load: single-flight per key in this process, the stampede lock across processes (taken together with the
+ * Redis lookup, in one round trip), refresh-ahead, and the fail-safe (a stale copy within grace when the loader
+ * fails, with a backoff before the next try).
+ */
+export class LoadCoordinator {
+  readonly #o: LoadCoordinatorOptions;
+  /** One load per full key per process; the entry stays until the loader itself settles. */
+  readonly #inflight = new Map<string, Promise<ReadResult<unknown>>>();
+  /**
+   * Background refreshes by full key, one per key per process. Kept apart from `#inflight` so that a hit arriving
+   * while one runs is answered from its own copy instead of waiting for the loader; a miss joins it (see #load).
+   */
+  readonly #refreshing = new Map<string, Promise<ReadResult<unknown>>>();
+  /** After a loader failure served stale: no new loader call for the key before this time. Pruned as it grows. */
+  readonly #backoff = new Map<string, number>();
+  readonly #lockRemote: LeaseRemote | undefined;
+
+  constructor(options: LoadCoordinatorOptions) {
+    this.#o = options;
+    this.#lockRemote = options.accessor;
+  }
+
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  /** The load in flight for `fullKey`, to join; undefined when there is none. */
+  joinable(fullKey: string): Promise<ReadResult<unknown>> | undefined {
+    return this.#inflight.get(fullKey);
+  }
+
+  load(request: Omit<LoadRequest, 'refresh'>): Promise<ReadResult<unknown>> {
+    return this.#start({ ...request, refresh: false });
+  }
+
+  /** Starts one background refresh of a hot key past its refresh point; single-flight here and across processes. */
+  maybeRefresh(request: Omit<LoadRequest, 'refresh'>, entry: Entry, now: number): void {
+    const refreshAhead = request.options.refreshAhead;
+    if (refreshAhead === undefined || this.#o.isClosing()) return;
+    if (now < entry.createdAt + (entry.expiresAt - entry.createdAt) * refreshAhead) return;
+    if (this.#inflight.has(request.fullKey) || this.#refreshing.has(request.fullKey)) return;
+    this.#o.counters.refreshes++;
+    // Tracked, so close() waits for it. A failed refresh leaves the current copy in place (a loader error, counted).
+    this.#o.tasks.track(this.#start({ ...request, inMemory: entry, refresh: true }));
+  }
+
+  /**
+   * Registers a load as the one in flight for its key. It leaves the map the moment its answer settles (before any
+   * caller resumes, so the next call after a failure starts afresh), unless the loader still runs in the background
+   * after a soft or hard timeout: then it stays until the loader settles, so a slow origin gets one call, not many.
+   */
+  #start(request: LoadRequest): Promise<ReadResult<unknown>> {
+    const registry = request.refresh ? this.#refreshing : this.#inflight;
+    const flight: Flight = { running: undefined };
+    const answer = this.#load(request, flight);
+    const { fullKey } = request;
+    const leave = (): void => {
+      if (registry.get(fullKey) === answer) registry.delete(fullKey);
+    };
+    const onSettled = (): void => {
+      const running = flight.running;
+      if (running === undefined) return leave();
+      this.#o.tasks.track(running);
+      void running.finally(leave);
+    };
+    answer.then(onSettled, onSettled);
+    registry.set(fullKey, answer);
+    return answer;
+  }
+
+  async #load(request: LoadRequest, flight: Flight): Promise<ReadResult<unknown>> {
+    const { reads, counters, clock } = this.#o;
+    const { view, key, fullKey, options, inMemory, refresh } = request;
+    const lockOn = this.#o.options.lock !== false && this.#lockRemote !== undefined;
+    const lockKey = lockKeyFor(view.prefix, fullKey);
+    // A load asks Redis "the value, or else the lock" in one round trip; a refresh replaces a fresh value, so it
+    // reads first and takes the lock without the guard (below).
+    const first = lockOn && !refresh ? await reads.readOrLock(key, fullKey, lockKey) : undefined;
+    const read = first === undefined ? await reads.readRemote(key, fullKey) : first.found;
+    let lease = first?.lease;
+    // Redis did not answer: take no lock and write in the background, so this call costs at most one Redis timeout.
+    const degraded = read === UNREACHED;
+    const found = degraded ? undefined : read;
+    let stale = inMemory;
+    if (refresh) {
+      // Another process may have refreshed already: a newer fresh copy in Redis makes this refresh unnecessary.
+      if (found !== undefined && inMemory !== undefined && found.entry.createdAt > inMemory.createdAt) {
+        const fresh = reads.fromRemote(fullKey, found);
+        if (fresh !== undefined) return fresh;
+      }
+    } else {
+      const fresh = reads.fromRemote(fullKey, found);
+      if (fresh !== undefined) {
+        await lease?.release();
+        counters.redisHits++;
+        // A hit from Redis past the refresh point refreshes too (memory off, or a copy memory no longer holds); on a
+        // later turn, once this flight has left the single-flight map.
+        if (options.refreshAhead !== undefined && found !== undefined) {
+          const entry = found.entry;
+          setImmediate(() => this.maybeRefresh(request, entry, clock.now()));
+        }
+        return fresh;
+      }
+      if (found !== undefined && (stale === undefined || found.entry.createdAt > stale.createdAt)) stale = found.entry;
+      counters.misses++;
+    }
+    if (stale !== undefined && clock.now() >= stale.graceUntil) stale = undefined;
+
+    // Fail-safe backoff: the loader failed recently for this key and a stale copy stands in; do not hammer the origin.
+    const retryAt = this.#backoff.get(fullKey);
+    if (stale !== undefined && retryAt !== undefined) {
+      if (clock.now() < retryAt) {
+        await lease?.release();
+        return this.#o.runner.serveStale(stale);
+      }
+      this.#backoff.delete(fullKey);
+    }
+
+    // A miss while this process refreshes the key (the refresh outlived the copy): its result is this call's answer,
+    // rather than a second loader call here. Unless it ended without a value (another process refreshes): then on.
+    const refreshing = refresh ? undefined : this.#refreshing.get(fullKey);
+    if (refreshing !== undefined) {
+      const result = await refreshing.catch(() => undefined);
+      if (result?.source === 'origin' || result?.source === 'redis') {
+        await lease?.release();
+        return result;
+      }
+    }
+
+    if (lease !== undefined) counters.locksAcquired++;
+    else if (!degraded && lockOn) {
+      const outcome = refresh
+        ? await this.#refreshLock(key, fullKey, lockKey, inMemory?.createdAt ?? 0)
+        : await this.#waitForHolder(key, fullKey, lockKey);
+      if (outcome.kind === 'value') return outcome.result;
+      if (outcome.kind === 'busy') {
+        // Only refreshes get here, and nobody awaits a refresh's answer but the single-flight map: no stale hit counted.
+        return { value: inMemory?.value, source: 'memory', expiresInMs: 0 };
+      }
+      lease = outcome.lease;
+    }
+    const loadedStale = stale;
+    return this.#o.runner.run({
+      key,
+      fullKey,
+      loader: request.loader,
+      options,
+      stale: loadedStale,
+      lease,
+      flight,
+      store: (value, startedAt, mark) => {
+        this.#backoff.delete(fullKey);
+        return this.#o.writes.storeLoaded({ view, key, fullKey, value, options, startedAt, lease, mark, degraded });
+      },
+      onStaleServed: () => this.#noteFailure(fullKey, options.graceBackoff),
+    });
+  }
+
+  /**
+   * A refresh takes the lock without the freshness guard (it replaces a fresh value) and never waits: if someone else
+   * holds the lock, someone else is refreshing (`busy`). One that took the lock just after another process's refresh
+   * let go looks at Redis once more, and takes what is there if it is newer than the copy being refreshed.
+   */
+  async #refreshLock(key: string, fullKey: string, lockKey: string, refreshing: number): Promise<LockOutcome> {
+    const remote = this.#lockRemote as LeaseRemote;
+    const { lockTtlMs } = this.#lockOptions();
+    const token = lockToken();
+    const taken = await this.#attempt(key, lockKey, token, lockTtlMs, undefined);
+    if (taken === 'unreached') return { kind: 'load', lease: undefined };
+    if (taken !== true) return { kind: 'busy' };
+    this.#o.counters.locksAcquired++;
+    const lease = new Lease(remote, key, lockKey, token);
+    const read = await this.#o.reads.readRemote(key, fullKey);
+    const newer = read !== UNREACHED && read !== undefined && read.entry.createdAt > refreshing;
+    const result = newer ? this.#o.reads.fromRemote(fullKey, read) : undefined;
+    if (result !== undefined) {
+      await lease.release();
+      return { kind: 'value', result };
+    }
+    return { kind: 'load', lease };
+  }
+
+  /**
+   * Another process holds the lock: wait for its value, woken by its publish and polling as a fallback, and take
+   * over if it finished without one (failed, or died and its lock expired). Once `lock.waitMs` is spent, load
+   * without the lock (availability wins over dedupe).
+   */
+  async #waitForHolder(key: string, fullKey: string, lockKey: string): Promise<LockOutcome> {
+    const { counters, reads, clock, waiters } = this.#o;
+    const { lockTtlMs, waitMs } = this.#lockOptions();
+    const token = lockToken();
+    counters.lockWaits++;
+    const pollMs = Math.min(250, Math.max(20, Math.round(lockTtlMs / 10)));
+    const deadline = performance.now() + waitMs;
+    for (;;) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0 || this.#o.isClosing()) break;
+      await waiters.wait(fullKey, Math.min(remaining, pollMs));
+      const read = await reads.readRemote(key, fullKey);
+      if (read === UNREACHED) break;
+      const fresh = reads.fromRemote(fullKey, read);
+      if (fresh !== undefined) {
+        counters.redisHits++;
+        return { kind: 'value', result: fresh };
+      }
+      // Taken only while Redis still has no fresh value (one atomic step): a value landing between our read and our
+      // attempt is read, not loaded again.
+      const again = await this.#attempt(key, lockKey, token, lockTtlMs, { key: fullKey, now: clock.now() });
+      if (again === 'unreached') break;
+      if (again === true) {
+        counters.locksAcquired++;
+        return { kind: 'load', lease: new Lease(this.#lockRemote as LeaseRemote, key, lockKey, token) };
+      }
+      if (again === 'fresh') {
+        const landed = reads.fromRemote(fullKey, await reads.readRemote(key, fullKey));
+        if (landed !== undefined) {
+          counters.redisHits++;
+          return { kind: 'value', result: landed };
+        }
+      }
+    }
+    counters.lockWaitTimeouts++;
+    return { kind: 'load', lease: undefined };
+  }
+
+  async #attempt(
+    key: string,
+    lockKey: string,
+    token: string,
+    ttlMs: number,
+    guard: { readonly key: string; readonly now: number } | undefined,
+  ): Promise<boolean | 'fresh' | 'unreached'> {
+    const accessor = this.#o.accessor;
+    if (accessor === undefined) return 'unreached';
+    const outcome = await accessor.run('lock', key, (tier) => tier.acquireLock(lockKey, token, ttlMs, guard));
+    return outcome.ok ? outcome.value : 'unreached';
+  }
+
+  #lockOptions(): { readonly lockTtlMs: number; readonly waitMs: number } {
+    const lock = this.#o.options.lock;
+    return lock === false ? { lockTtlMs: 0, waitMs: 0 } : { lockTtlMs: lock.ttlMs, waitMs: lock.waitMs };
+  }
+
+  #noteFailure(fullKey: string, graceBackoff: number): void {
+    const backoff = this.#backoff;
+    if (graceBackoff === 0) return;
+    const now = this.#o.clock.now();
+    if (backoff.size >= MAX_BACKOFF_KEYS) {
+      for (const [key, until] of backoff) if (until <= now) backoff.delete(key);
+      if (backoff.size >= MAX_BACKOFF_KEYS) backoff.delete(backoff.keys().next().value as string);
+    }
+    backoff.set(fullKey, now + graceBackoff);
+  }
+
+  /** Close: waiters stop waiting; loads and refreshes in flight finish (their callers wait), nothing new starts. */
+  close(): void {
+    this.#o.waiters.signalAll();
+  }
+}

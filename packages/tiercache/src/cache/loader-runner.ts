@@ -1,0 +1,136 @@
+import type { Entry } from '../entry.js';
+import { LoaderTimeoutError, SerializationError } from '../errors.js';
+import type { Coherence, LoadMark } from '../invalidation/coherence.js';
+import type { Counters } from '../observability/stats.js';
+import type { ResolvedGetOrSetOptions } from '../options.js';
+import type { Lease } from '../resilience/lock.js';
+import type { Clock } from '../types.js';
+import type { ReadResult } from './view.js';
+
+export interface LoaderContext {
+  /** The key being loaded, without the prefix. */
+  readonly key: string;
+  /** Aborted when the call's `hardTimeout` passes (the result is still cached if it arrives). */
+  readonly signal: AbortSignal;
+}
+
+export type Loader<T> = (context: LoaderContext) => T | Promise<T>;
+
+/** One getOrSet load: `running` is the loader's own settlement while it runs, undefined before and after. */
+export interface Flight {
+  running: Promise<unknown> | undefined;
+}
+
+/** Everything one loader run needs, as one object (BentoCache's factory runner takes the same shape). */
+export interface LoaderRun {
+  readonly key: string;
+  readonly fullKey: string;
+  readonly loader: Loader<unknown>;
+  readonly options: ResolvedGetOrSetOptions;
+  /** A stale copy within grace, served on failure or after the soft timeout. */
+  readonly stale: Entry | undefined;
+  /** The stampede lock, when this load holds it. */
+  readonly lease: Lease | undefined;
+  readonly flight: Flight;
+  /** Stores the value (both tiers); resolves with the caller's answer. */
+  readonly store: (value: unknown, startedAt: number, mark: LoadMark) => Promise<ReadResult<unknown>>;
+  /** The loader failed and the stale copy was served: back off from this key. */
+  readonly onStaleServed: () => void;
+}
+
+export interface LoaderRunnerOptions {
+  readonly counters: Counters;
+  readonly clock: Clock;
+  readonly coherence: Coherence;
+  /** The lock TTL (ms): a lease held by a running loader is extended every third of it. */
+  readonly lockTtlMs: number;
+}
+
+/**
+ * Runs a loader under the soft and hard timeouts, holding its lease (kept alive while it runs), with an abort signal.
+ * The loader's result is stored whenever it arrives, even after the caller was answered with a stale copy or a
+ * timeout.
+ */
+export class LoaderRunner {
+  readonly #o: LoaderRunnerOptions;
+
+  constructor(options: LoaderRunnerOptions) {
+    this.#o = options;
+  }
+
+  serveStale(entry: Entry): ReadResult<unknown> {
+    this.#o.counters.staleHits++;
+    return { value: entry.value, source: 'stale', expiresInMs: entry.expiresAt - this.#o.clock.now() };
+  }
+
+  run(run: LoaderRun): Promise<ReadResult<unknown>> {
+    const { counters, clock, coherence } = this.#o;
+    const { key, fullKey, options, stale, lease, flight } = run;
+    counters.loaderCalls++;
+    const startedAt = clock.now();
+    const mark = coherence.beginLoad(fullKey, options.tags);
+    const controller = new AbortController();
+    lease?.keepAlive(this.#o.lockTtlMs);
+
+    const loaded = (async () => run.loader({ key, signal: controller.signal }))();
+    const stored = loaded.then(
+      (value) => run.store(value, startedAt, mark),
+      async (error: unknown) => {
+        counters.loaderErrors++;
+        await lease?.release();
+        throw error;
+      },
+    );
+    // The loader's settlement, which never rejects: whoever answered the caller, the outcome is observed here.
+    flight.running = stored.then(
+      () => undefined,
+      () => undefined,
+    );
+    // Registered before the caller's answer is wired below, so it runs first: when the answer settles because the
+    // loader did, the flight already knows the loader is done.
+    const finished = (): void => {
+      flight.running = undefined;
+      lease?.settle();
+      coherence.endLoad(fullKey, mark);
+    };
+    stored.then(finished, finished);
+    return new Promise<ReadResult<unknown>>((resolve, reject) => {
+      let answered = false;
+      const timers: NodeJS.Timeout[] = [];
+      const answer = (fn: () => void): void => {
+        if (answered) return;
+        answered = true;
+        for (const timer of timers) clearTimeout(timer);
+        fn();
+      };
+      if (stale !== undefined && options.softTimeout !== undefined) {
+        timers.push(setTimeout(() => answer(() => resolve(this.serveStale(stale))), options.softTimeout));
+      }
+      const hardTimeout = options.hardTimeout;
+      if (hardTimeout !== undefined) {
+        timers.push(
+          setTimeout(() => {
+            const message = `The loader of \`${key}\` took longer than ${hardTimeout} ms`;
+            controller.abort(new LoaderTimeoutError(message));
+            // The lock goes now so other processes can try; the late result is still stored, without it (with the
+            // token, the write would find the lock gone and be refused as an invalidated load's).
+            lease?.abandon();
+            answer(() =>
+              stale !== undefined ? resolve(this.serveStale(stale)) : reject(new LoaderTimeoutError(message, { key })),
+            );
+          }, hardTimeout),
+        );
+      }
+      stored.then(
+        (result) => answer(() => resolve(result)),
+        (error: unknown) =>
+          answer(() => {
+            if (stale !== undefined && !(error instanceof SerializationError)) {
+              run.onStaleServed();
+              resolve(this.serveStale(stale));
+            } else reject(error as Error);
+          }),
+      );
+    });
+  }
+}

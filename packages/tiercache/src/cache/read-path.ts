@@ -1,0 +1,180 @@
+import type { Entry, EntryCodec } from '../entry.js';
+import { SerializationError } from '../errors.js';
+import type { Coherence } from '../invalidation/coherence.js';
+import type { Counters } from '../observability/stats.js';
+import { Lease } from '../resilience/lock.js';
+import type { LeaseRemote } from '../resilience/lock.js';
+import { UNREACHED } from '../tiers/batcher.js';
+import type { RawValue, TurnBatcher, Unreached } from '../tiers/batcher.js';
+import type { Clock, MemoryTier } from '../types.js';
+import type { ReadResult, Reporter, View } from './view.js';
+
+/** A read of one key from Redis: the decoded entry (fresh or within grace) and its encoded size. */
+export interface RemoteEntry {
+  readonly entry: Entry;
+  readonly size: number;
+  /** False when the key was invalidated while it was being read: return it, but keep it out of memory. */
+  readonly keep: boolean;
+}
+
+/** What Redis had for a key: an entry, nothing, or no answer (the rest of the call should not wait on it again). */
+export type RemoteRead = RemoteEntry | undefined | Unreached;
+
+export interface ReadPathOptions {
+  readonly memory: MemoryTier<Entry> | undefined;
+  /** undefined without Redis. */
+  readonly batcher: TurnBatcher | undefined;
+  readonly lockRemote: LeaseRemote | undefined;
+  readonly coherence: Coherence;
+  readonly codec: EntryCodec;
+  readonly clock: Clock;
+  readonly counters: Counters;
+  readonly report: Reporter;
+  /** Keeps a copy in memory (bounded by memory.maxTtl). */
+  readonly remember: (fullKey: string, entry: Entry, size: number, now: number) => void;
+}
+
+/**
+ * The read path: memory, then Redis through the turn batcher (one MGET for the turn), decoded once. Reads never fail
+ * because of Redis: no answer is a miss, counted.
+ */
+export class ReadPath {
+  readonly #memory: MemoryTier<Entry> | undefined;
+  readonly #batcher: TurnBatcher | undefined;
+  readonly #lockRemote: LeaseRemote | undefined;
+  readonly #coherence: Coherence;
+  readonly #codec: EntryCodec;
+  readonly #clock: Clock;
+  readonly #counters: Counters;
+  readonly #report: Reporter;
+  readonly remember: ReadPathOptions['remember'];
+
+  constructor(options: ReadPathOptions) {
+    this.#memory = options.memory;
+    this.#batcher = options.batcher;
+    this.#lockRemote = options.lockRemote;
+    this.#coherence = options.coherence;
+    this.#codec = options.codec;
+    this.#clock = options.clock;
+    this.#counters = options.counters;
+    this.#report = options.report;
+    this.remember = options.remember;
+  }
+
+  /** The memory copy of `key` (fresh or not), looked up by the caller's own key string where it can be. */
+  memoryEntry(view: View, key: string, now: number): Entry | undefined {
+    return this.#memory?.getRelative(view.relative === '' ? key : view.relative + key, now);
+  }
+
+  /** A fresh memory hit for `key` as a read result, counted; undefined otherwise. */
+  memoryHit(view: View, key: string): ReadResult<unknown> | undefined {
+    if (this.#memory === undefined) return undefined;
+    const now = this.#clock.now();
+    const entry = this.memoryEntry(view, key, now);
+    if (entry === undefined || now >= entry.expiresAt) return undefined;
+    this.#counters.memoryHits++;
+    return { value: entry.value, source: 'memory', expiresInMs: entry.expiresAt - now };
+  }
+
+  /** After a memory miss: Redis, counted as a hit or a miss. */
+  async getSlow(key: string, fullKey: string): Promise<ReadResult<unknown> | undefined> {
+    const result = this.fromRemote(fullKey, await this.readRemote(key, fullKey));
+    if (result === undefined) this.#counters.misses++;
+    else this.#counters.redisHits++;
+    return result;
+  }
+
+  async mget(view: View, keys: readonly string[]): Promise<unknown[]> {
+    const out = new Array<unknown>(keys.length).fill(undefined);
+    const missing: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const hit = this.memoryHit(view, keys[i] as string);
+      if (hit === undefined) missing.push(i);
+      else out[i] = hit.value;
+    }
+    if (missing.length === 0) return out;
+    const counters = this.#counters;
+    const batcher = this.#batcher;
+    if (batcher === undefined) {
+      counters.misses += missing.length;
+      return out;
+    }
+    const fullKeys = missing.map((i) => view.prefix + (keys[i] as string));
+    const watches = fullKeys.map((fullKey) => this.#coherence.watchRead(fullKey));
+    const values = await batcher.readMany(fullKeys);
+    const keep = fullKeys.map((fullKey, j) => this.#coherence.endRead(fullKey, watches[j]));
+    if (values === UNREACHED) {
+      counters.misses += missing.length;
+      return out;
+    }
+    const now = this.#clock.now();
+    missing.forEach((index, j) => {
+      const raw = values[j];
+      const entry = this.#decode(keys[index] as string, raw);
+      if (entry === undefined || typeof raw !== 'string' || now >= entry.expiresAt) {
+        counters.misses++;
+        return;
+      }
+      counters.redisHits++;
+      if (keep[j] === true) this.remember(fullKeys[j] as string, entry, raw.length, now);
+      out[index] = entry.value;
+    });
+    return out;
+  }
+
+  /** Reads one key from Redis: the entry (fresh or within grace), undefined, or UNREACHED. Never throws. */
+  async readRemote(key: string, fullKey: string): Promise<RemoteRead> {
+    const batcher = this.#batcher;
+    if (batcher === undefined) return undefined;
+    const watch = this.#coherence.watchRead(fullKey);
+    const raw = await batcher.read(fullKey, key);
+    const keep = this.#coherence.endRead(fullKey, watch);
+    return raw === UNREACHED ? UNREACHED : this.#found(key, raw, keep);
+  }
+
+  /**
+   * A load's first step in one round trip: what Redis has, and the stampede lock when it has nothing fresh. `lease`
+   * is set when this caller now holds the lock; undefined with UNREACHED, or when another process holds it.
+   */
+  async readOrLock(
+    key: string,
+    fullKey: string,
+    lockKey: string,
+  ): Promise<{ readonly found: RemoteRead; readonly lease: Lease | undefined }> {
+    const batcher = this.#batcher;
+    const lockRemote = this.#lockRemote;
+    if (batcher === undefined || lockRemote === undefined) return { found: undefined, lease: undefined };
+    const watch = this.#coherence.watchRead(fullKey);
+    const answer = await batcher.readOrLock({ key: fullKey, lockKey }, key);
+    const keep = this.#coherence.endRead(fullKey, watch);
+    if (answer === UNREACHED) return { found: UNREACHED, lease: undefined };
+    const lease = answer.locked ? new Lease(lockRemote, key, lockKey, answer.token) : undefined;
+    return { found: this.#found(key, answer.value, keep), lease };
+  }
+
+  /** A fresh Redis hit as a read result, filling memory; undefined for a miss or a stale copy. */
+  fromRemote(fullKey: string, found: RemoteRead): ReadResult<unknown> | undefined {
+    if (found === undefined || found === UNREACHED) return undefined;
+    const now = this.#clock.now();
+    if (now >= found.entry.expiresAt) return undefined;
+    if (found.keep) this.remember(fullKey, found.entry, found.size, now);
+    return { value: found.entry.value, source: 'redis', expiresInMs: found.entry.expiresAt - now };
+  }
+
+  #found(key: string, raw: RawValue, keep: boolean): RemoteEntry | undefined {
+    const entry = this.#decode(key, raw);
+    if (entry === undefined || typeof raw !== 'string') return undefined;
+    if (this.#clock.now() >= entry.graceUntil) return undefined;
+    return { entry, size: raw.length, keep };
+  }
+
+  /** A corrupt, oversize or unknown-version entry is a miss, counted and reported. */
+  #decode(key: string, raw: RawValue): Entry | undefined {
+    const decoded = this.#codec.decode(key, raw);
+    if (decoded instanceof SerializationError) {
+      this.#report('decode', key, decoded);
+      return undefined;
+    }
+    return decoded;
+  }
+}

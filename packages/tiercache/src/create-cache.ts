@@ -1,0 +1,299 @@
+/**
+ * The composition root: validates the options, builds the parts and wires them. The only module that knows the
+ * concrete classes; everything below it is written against the contracts in types.ts and the parts' own APIs.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Cache } from './cache/contract.js';
+import { TierCache } from './cache/facade.js';
+import { LoadCoordinator } from './cache/load-coordinator.js';
+import { LoaderRunner } from './cache/loader-runner.js';
+import { ReadPath } from './cache/read-path.js';
+import type { Reporter } from './cache/view.js';
+import { WritePath } from './cache/write-path.js';
+import { EntryCodec } from './entry.js';
+import type { Entry } from './entry.js';
+import { CacheTimeoutError, SerializationError } from './errors.js';
+import { Bus, connectSubscriber } from './invalidation/bus.js';
+import { Coherence } from './invalidation/coherence.js';
+import { ReplayQueue, Replayer } from './invalidation/replay.js';
+import { AlertGate } from './observability/alerts.js';
+import type { Alert } from './observability/alerts.js';
+import { Emitter } from './observability/events.js';
+import { Counters } from './observability/stats.js';
+import { DEFAULTS, validateOptions } from './options.js';
+import type { CacheOptions, ResolvedOptions } from './options.js';
+import { CircuitBreaker, validateBreakerOptions } from './resilience/breaker.js';
+import { LockWaiters } from './resilience/lock.js';
+import { BackgroundTasks } from './tasks.js';
+import { TurnBatcher } from './tiers/batcher.js';
+import { LruMemoryTier } from './tiers/memory.js';
+import { RedisTier } from './tiers/redis.js';
+import { RemoteAccessor } from './tiers/remote-accessor.js';
+import { systemClock } from './types.js';
+import type { Clock, MemoryTier, RemoteTier, SubscriberHandle } from './types.js';
+
+/** How long close() waits for loads and refreshes in flight before closing connections under them. */
+const CLOSE_WAIT_MS = 1_000;
+
+/** A tier object passed as `redis` (tiercache/testing's in-memory and chaos tiers), told apart from ioredis options. */
+function isRemoteTier(value: unknown): value is RemoteTier {
+  const tier = value as Partial<RemoteTier> | null;
+  return (
+    typeof tier === 'object' &&
+    tier !== null &&
+    typeof tier.setLoaded === 'function' &&
+    typeof tier.acquireLock === 'function' &&
+    typeof tier.write === 'function' &&
+    typeof tier.available === 'boolean'
+  );
+}
+
+/** Every Redis error and breaker transition goes through the alert gate: a cooldown per kind and key, a cap on keys. */
+function reporter(counters: Counters, events: Emitter, alert: (alert: Alert) => void): Reporter {
+  return (asked, key, error) => {
+    // A lock step is part of a read, for the people reading the events.
+    const operation = asked === 'lock' ? 'get' : asked;
+    if (operation === 'decode') counters.decodeErrors++;
+    else if (error instanceof SerializationError) counters.uncached++;
+    else {
+      counters.redisErrors++;
+      if (error instanceof CacheTimeoutError) counters.redisTimeouts++;
+      const message = `${operation}: ${error.message}`;
+      alert(key === undefined ? { kind: 'redis-error', message, error } : { kind: 'redis-error', key, message, error });
+    }
+    events.emit('error', { operation, key, error });
+  };
+}
+
+function buildRemote(
+  resolved: ResolvedOptions,
+  counters: Counters,
+  events: Emitter,
+  alert: (alert: Alert) => void,
+): { readonly tier: RemoteTier; readonly owned: boolean } | undefined {
+  if (resolved.redis === undefined) return undefined;
+  // A tier passed in (a testing tier) belongs to the caller, like a Redis client passed in.
+  if (isRemoteTier(resolved.redis)) return { tier: resolved.redis, owned: false };
+  const tier = new RedisTier(resolved.redis, {
+    timeoutMs: resolved.redisTimeoutMs,
+    onConnectionError: (error) => {
+      counters.connectionErrors++;
+      events.emit('error', { operation: 'connection', key: undefined, error });
+      // Keyless, so the gate's cooldown deduplicates a reconnect loop into one alert.
+      alert({ kind: 'redis-error', message: `connection: ${error.message}`, error });
+    },
+  });
+  return { tier, owned: true };
+}
+
+function wireBreaker(breaker: CircuitBreaker, events: Emitter, alert: (alert: Alert) => void): void {
+  breaker.on('open', (t) => {
+    events.emit('breaker:open', t);
+    alert({ kind: 'breaker-open', message: `Redis circuit breaker opened (${t.reason})` });
+  });
+  breaker.on('half-open', (t) => {
+    events.emit('breaker:half-open', t);
+    alert({ kind: 'breaker-half-open', message: 'Redis circuit breaker half-open' });
+  });
+  breaker.on('close', (t) => {
+    events.emit('breaker:close', t);
+    alert({ kind: 'breaker-close', message: 'Redis circuit breaker closed' });
+  });
+}
+
+function memoryTier(resolved: ResolvedOptions): MemoryTier<Entry> | undefined {
+  if (resolved.memory === false) return undefined;
+  const { maxEntries, maxBytes } = resolved.memory;
+  return new LruMemoryTier<Entry>({ maxEntries, maxBytes, root: resolved.prefix });
+}
+
+/** Creates a cache. Throws `ConfigurationError` for invalid options; never waits for Redis. */
+export function createCache(options: CacheOptions = {}): Cache {
+  const resolved = validateOptions(options);
+  const clock: Clock = resolved.clock ?? systemClock;
+  const counters = new Counters();
+  const events = new Emitter();
+  const gate = resolved.alerts === undefined ? undefined : new AlertGate(resolved.alerts, clock);
+  const alert = (payload: Alert): void => {
+    gate?.report(payload);
+  };
+  const report = reporter(counters, events, alert);
+  // Validated whether or not Redis is configured, and before any connection is opened.
+  if (resolved.breaker !== false) validateBreakerOptions(resolved.breaker);
+  const memory = memoryTier(resolved);
+  const remote = buildRemote(resolved, counters, events, alert);
+  const breaker =
+    remote === undefined || resolved.breaker === false ? undefined : new CircuitBreaker(resolved.breaker, clock);
+  if (breaker !== undefined) wireBreaker(breaker, events, alert);
+
+  const state: { closing: Promise<void> | undefined } = { closing: undefined };
+  const isClosing = (): boolean => state.closing !== undefined;
+  const tasks = new BackgroundTasks();
+  const waiters = new LockWaiters();
+  const coherence = new Coherence(memory, counters);
+  const codec = new EntryCodec(resolved.maxValueBytes);
+  const busSettings = remote === undefined ? false : resolved.bus;
+  const lockTtlMs = resolved.lock === false ? DEFAULTS.lock.ttlMs : resolved.lock.ttlMs;
+
+  const accessor =
+    remote === undefined
+      ? undefined
+      : new RemoteAccessor({
+          tier: remote.tier,
+          policy: breaker,
+          timeoutMs: resolved.redisTimeoutMs,
+          counters,
+          report,
+          onTransition: (up, error) => {
+            const at = clock.now();
+            if (up) events.emit('redis:up', { at });
+            else events.emit('redis:down', { at, error });
+          },
+        });
+  const batcher =
+    accessor === undefined
+      ? undefined
+      : new TurnBatcher({
+          accessor,
+          limits: resolved.batching,
+          lockTtlMs,
+          // Without memory there is no copy for an echo to drop; without tracking no echo comes back.
+          scripted: () => memory === undefined || !coherence.trackingActive,
+          report,
+        });
+  const bus =
+    remote === undefined
+      ? undefined
+      : new Bus({
+          tier: remote.tier,
+          channel: busSettings === false ? undefined : `${resolved.prefix}__bus`,
+          instanceId: randomBytes(9).toString('base64url'),
+          root: resolved.prefix,
+          maxKeyLength: resolved.maxKeyLength + resolved.prefix.length + 512,
+          coherence,
+          counters,
+        });
+  const replayer =
+    remote === undefined || bus === undefined || busSettings === false
+      ? undefined
+      : new Replayer({
+          tier: remote.tier,
+          queue: new ReplayQueue(busSettings.replayMax),
+          bus,
+          counters,
+          tasks,
+          isClosing,
+        });
+  if (accessor !== undefined && replayer !== undefined) {
+    accessor.useReplay(
+      () => (replayer.pending ? replayer.schedule() : undefined),
+      () => {
+        if (replayer.queue.size > 0) void replayer.schedule();
+      },
+    );
+    breaker?.on('close', () => void replayer.schedule());
+  }
+
+  const remember = (fullKey: string, entry: Entry, size: number, now: number): void => {
+    if (memory === undefined || resolved.memory === false) return;
+    memory.set(fullKey, entry, size, Math.min(entry.graceUntil, now + resolved.memory.maxTtl));
+  };
+  const loadedChannel = `${resolved.prefix}__loaded`;
+  const reads = new ReadPath({
+    memory,
+    batcher,
+    lockRemote: accessor,
+    coherence,
+    codec,
+    clock,
+    counters,
+    report,
+    remember,
+  });
+  const writes = new WritePath({
+    options: resolved,
+    memory,
+    batcher,
+    accessor,
+    coherence,
+    bus: busSettings === false ? undefined : bus,
+    replay: replayer?.queue,
+    codec,
+    clock,
+    counters,
+    events,
+    tasks,
+    report,
+    remember,
+    loadedChannel,
+  });
+  const runner = new LoaderRunner({ counters, clock, coherence, lockTtlMs });
+  const loads = new LoadCoordinator({
+    options: resolved,
+    reads,
+    writes,
+    runner,
+    accessor,
+    waiters,
+    clock,
+    counters,
+    tasks,
+    isClosing,
+  });
+
+  let subscriber: SubscriberHandle | undefined;
+  if (remote !== undefined && bus !== undefined && (busSettings !== false || resolved.lock !== false)) {
+    subscriber = connectSubscriber({
+      tier: remote.tier,
+      bus,
+      coherence,
+      counters,
+      waiters,
+      tasks,
+      loadedChannel,
+      root: resolved.prefix,
+      tracking: busSettings !== false && busSettings.tracking,
+      heartbeatMs: busSettings === false ? DEFAULTS.bus.heartbeatMs : busSettings.heartbeatMs,
+      timeoutMs: Math.max(resolved.redisTimeoutMs * 5, 500),
+      replay: () => void replayer?.schedule(),
+      isClosing,
+    });
+  }
+
+  const close = (): Promise<void> =>
+    (state.closing ??= (async () => {
+      loads.close();
+      // What was accepted before close() goes out now; then loads and refreshes in flight finish (bounded: a loader
+      // that never settles must not hold close() hostage), then the replies of everything sent are waited for.
+      batcher?.flush();
+      await tasks.settle(CLOSE_WAIT_MS);
+      batcher?.flush();
+      await accessor?.drain(resolved.redisTimeoutMs * 2);
+      await Promise.allSettled([subscriber?.close(), remote?.owned === true ? remote.tier.close() : undefined]);
+      accessor?.close();
+      memory?.clear();
+      events.removeAll();
+    })());
+
+  return new TierCache(
+    {
+      options: resolved,
+      clock,
+      memory,
+      accessor,
+      breaker,
+      coherence,
+      busOn: busSettings !== false,
+      replay: replayer?.queue,
+      reads,
+      writes,
+      loads,
+      counters,
+      events,
+      alerts: gate,
+      isClosing,
+      close,
+    },
+    resolved.prefix,
+  );
+}

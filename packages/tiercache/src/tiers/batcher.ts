@@ -1,0 +1,275 @@
+import { randomBytes } from 'node:crypto';
+import type { CacheError } from '../errors.js';
+import type { LockedRead, LockedReadReply, WriteOp, WriteReply } from '../types.js';
+import { toCacheError } from './errors.js';
+import type { RemoteAccessor, RemoteOperation, RemoteOutcome } from './remote-accessor.js';
+
+/** Redis did not answer this read (failed, timed out, or was skipped): the caller falls back without waiting again. */
+export const UNREACHED = Symbol('redis unreached');
+export type Unreached = typeof UNREACHED;
+
+export type RawValue = string | null | undefined;
+
+const NOT_SENT: Promise<Unreached> = Promise.resolve(UNREACHED);
+const WRITE_SKIPPED: Promise<RemoteOutcome<never>> = Promise.resolve({ ok: false });
+
+/** A "value or lock" answer, with the token the lock was taken with. */
+export interface LockedAnswer extends LockedReadReply {
+  readonly token: string;
+}
+
+export interface BatchLimits {
+  /** Most keys in one batch. */
+  readonly maxKeys: number;
+  /** Most bytes of values in one write batch. */
+  readonly maxBytes: number;
+}
+
+export interface TurnBatcherOptions {
+  readonly accessor: RemoteAccessor;
+  /** false: every command goes out on its own, at once (for comparison). */
+  readonly limits: BatchLimits | false;
+  /** The lock TTL for "value or lock" reads, in ms. */
+  readonly lockTtlMs: number;
+  /** Whether plain sets may go out as one script (see WriteMode). Asked at each flush. */
+  readonly scripted: () => boolean;
+  /** Reports one op's own failure inside a batch that otherwise went through. */
+  readonly report: (operation: RemoteOperation, key: string | undefined, error: CacheError) => void;
+}
+
+interface ReadRequest {
+  /** Index into the batch's keys, or several for a multi-get. */
+  readonly at: number | readonly number[];
+  readonly resolve: (value: RawValue | readonly RawValue[] | Unreached) => void;
+}
+
+interface LockRequest {
+  readonly read: LockedRead;
+  readonly key: string;
+  readonly resolve: (answer: LockedAnswer | Unreached) => void;
+}
+
+interface WriteRequest {
+  readonly op: WriteOp;
+  readonly key: string | undefined;
+  readonly resolve: (outcome: RemoteOutcome<unknown>) => void;
+}
+
+/**
+ * Same-turn batching. The Redis reads of one event-loop turn (gets, multi-gets, lock waiters' re-reads) go out as one
+ * MGET (a lone one as a plain GET), the loads' "value or lock" steps as one script call, and the turn's writes (sets,
+ * deletes, tag bookkeeping, loaded values) as one script or one pipeline. The window is the turn, never a timer: when
+ * nothing of ours is in flight the batch goes at the end of the current microtask queue (a lone caller waits for
+ * nothing), otherwise at the loop's check phase (setImmediate), so that the requests an HTTP server reads in one poll
+ * phase share one round trip. Writes go first, so a read in the same turn sees them. The timeout, the breaker and
+ * errors are per batch (one accessor call), answers per key.
+ */
+export class TurnBatcher {
+  readonly #accessor: RemoteAccessor;
+  readonly #limits: BatchLimits | false;
+  readonly #lockTtlMs: number;
+  readonly #scripted: () => boolean;
+  readonly #report: TurnBatcherOptions['report'];
+
+  #keys: string[] = [];
+  #index = new Map<string, number>();
+  #readKey: string | undefined;
+  #reads: ReadRequest[] = [];
+  #locks: LockRequest[] = [];
+  #writes: WriteRequest[] = [];
+  #writeBytes = 0;
+  #scheduled = false;
+  #inflight = 0;
+  readonly #flush = (): void => this.flush();
+
+  constructor(options: TurnBatcherOptions) {
+    this.#accessor = options.accessor;
+    this.#limits = options.limits;
+    this.#lockTtlMs = options.lockTtlMs;
+    this.#scripted = options.scripted;
+    this.#report = options.report;
+  }
+
+  /** The stored string of one full key (`key`: the caller's, for error reports), or UNREACHED. */
+  read(fullKey: string, key: string): Promise<RawValue | Unreached> {
+    if (this.#skip('read')) return NOT_SENT;
+    return new Promise((resolve) => {
+      const at = this.#slot(fullKey, key);
+      this.#reads.push({ at, resolve: resolve as ReadRequest['resolve'] });
+      this.#queued(this.#keys.length);
+    });
+  }
+
+  /** The stored strings of several full keys, in order, or UNREACHED. */
+  readMany(fullKeys: readonly string[]): Promise<readonly RawValue[] | Unreached> {
+    if (this.#skip('read')) return NOT_SENT;
+    return new Promise((resolve) => {
+      const at = fullKeys.map((fullKey) => this.#slot(fullKey, undefined));
+      this.#reads.push({ at, resolve: resolve as ReadRequest['resolve'] });
+      this.#queued(this.#keys.length);
+    });
+  }
+
+  /** A load's first step: the stored value, and the stampede lock when there is no fresh one. Or UNREACHED. */
+  readOrLock(read: LockedRead, key: string): Promise<LockedAnswer | Unreached> {
+    if (this.#skip('read')) return NOT_SENT;
+    return new Promise((resolve) => {
+      this.#locks.push({ read, key, resolve });
+      this.#queued(this.#locks.length);
+    });
+  }
+
+  /** One write op of the turn's batch; resolves with its own outcome. */
+  write(op: WriteOp, key: string | undefined): Promise<RemoteOutcome<unknown>> {
+    if (this.#skip('write')) return WRITE_SKIPPED;
+    return new Promise((resolve) => {
+      this.#writes.push({ op, key, resolve });
+      if (op.kind !== 'unlink') this.#writeBytes += op.value.length;
+      const limits = this.#limits;
+      this.#queued(limits !== false && this.#writeBytes >= limits.maxBytes ? Infinity : this.#writes.length);
+    });
+  }
+
+  /**
+   * Answers at once what would be skipped anyway (Redis down, breaker open): nothing is queued for a turn. And keeps
+   * program order: a write after reads of the same turn (or a read after writes) first sends what is queued, so Redis
+   * sees the commands in the order they were made.
+   */
+  #skip(kind: 'read' | 'write'): boolean {
+    if (this.#accessor.skipsNow()) return true;
+    const pending = kind === 'read' ? this.#writes.length > 0 : this.#reads.length > 0 || this.#locks.length > 0;
+    if (pending) this.flush();
+    return false;
+  }
+
+  #slot(fullKey: string, key: string | undefined): number {
+    const known = this.#index.get(fullKey);
+    if (known !== undefined) return known;
+    const at = this.#keys.length;
+    this.#keys.push(fullKey);
+    this.#index.set(fullKey, at);
+    this.#readKey = at === 0 ? key : undefined;
+    return at;
+  }
+
+  #queued(size: number): void {
+    const limits = this.#limits;
+    if (limits === false || size >= limits.maxKeys) {
+      this.flush();
+      return;
+    }
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    if (this.#inflight > 0) setImmediate(this.#flush);
+    else queueMicrotask(this.#flush);
+  }
+
+  /** Sends whatever is queued now (close() calls it so nothing accepted is left behind). */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#writes.length > 0) this.#flushWrites();
+    if (this.#locks.length > 0) this.#flushLocks();
+    if (this.#reads.length > 0) this.#flushReads();
+  }
+
+  #flushReads(): void {
+    const keys = this.#keys;
+    const reads = this.#reads;
+    const reportKey = reads.length === 1 ? this.#readKey : undefined;
+    this.#keys = [];
+    this.#index = new Map();
+    this.#reads = [];
+    this.#readKey = undefined;
+    this.#inflight++;
+    const only = keys.length === 1 ? (keys[0] as string) : undefined;
+    void this.#accessor
+      .run('get', reportKey, (tier) =>
+        only !== undefined ? tier.get(only).then((value): RawValue[] => [value]) : tier.getMany(keys),
+      )
+      .then((outcome) => {
+        this.#inflight--;
+        if (!outcome.ok) {
+          for (const read of reads) read.resolve(UNREACHED);
+          return;
+        }
+        const values = outcome.value;
+        for (const read of reads) {
+          const at = read.at;
+          read.resolve(typeof at === 'number' ? values[at] : at.map((i) => values[i]));
+        }
+      });
+  }
+
+  #flushLocks(): void {
+    const locks = this.#locks;
+    this.#locks = [];
+    this.#inflight++;
+    // One token for the batch: each lock key names its own key, so the token tells holders of that key apart.
+    const token = randomBytes(12).toString('base64url');
+    const ttlMs = this.#lockTtlMs;
+    const reportKey = locks.length === 1 ? locks[0]?.key : undefined;
+    // One key twice in a batch (two namespaces' views of it cannot be, single-flight joins the rest): asked once.
+    const unique = new Map<string, number>();
+    const reads: LockedRead[] = [];
+    for (const lock of locks) {
+      if (!unique.has(lock.read.key)) {
+        unique.set(lock.read.key, reads.length);
+        reads.push(lock.read);
+      }
+    }
+    void this.#accessor
+      .run('lock', reportKey, (tier) => tier.readOrLock(reads, token, ttlMs, Date.now()))
+      .then((outcome) => {
+        this.#inflight--;
+        const answered = new Set<number>();
+        for (const lock of locks) {
+          if (!outcome.ok) {
+            lock.resolve(UNREACHED);
+            continue;
+          }
+          const at = unique.get(lock.read.key) as number;
+          const reply = outcome.value[at];
+          if (reply === undefined) lock.resolve(UNREACHED);
+          else {
+            // Only the first asker holds a lock taken for a key asked twice.
+            lock.resolve({ value: reply.value, locked: reply.locked && !answered.has(at), token });
+            answered.add(at);
+          }
+        }
+      });
+  }
+
+  #flushWrites(): void {
+    const writes = this.#writes;
+    this.#writes = [];
+    this.#writeBytes = 0;
+    this.#inflight++;
+    const first = writes[0] as WriteRequest;
+    const operation: RemoteOperation = first.op.kind === 'unlink' ? 'delete' : 'set';
+    const reportKey = writes.length === 1 ? first.key : undefined;
+    const scripted = this.#scripted();
+    void this.#accessor
+      .run(operation, reportKey, (tier) =>
+        tier.write(
+          writes.map((w) => w.op),
+          { scripted },
+        ),
+      )
+      .then((outcome) => {
+        this.#inflight--;
+        if (!outcome.ok) {
+          for (const write of writes) write.resolve(outcome);
+          return;
+        }
+        writes.forEach((write, i) => write.resolve(this.#own(write, outcome.value[i])));
+      });
+  }
+
+  #own(write: WriteRequest, reply: WriteReply | undefined): RemoteOutcome<unknown> {
+    if (reply === undefined) return { ok: false, error: toCacheError(new Error('missing reply'), write.key) };
+    if (reply.ok) return reply;
+    const error = toCacheError(reply.error, write.key);
+    this.#report(write.op.kind === 'unlink' ? 'delete' : 'set', write.key, error);
+    return { ok: false, error };
+  }
+}

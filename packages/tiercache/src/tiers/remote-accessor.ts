@@ -1,0 +1,234 @@
+import { CacheTimeoutError, CircuitOpenError, ConnectionError, isOutageError } from '../errors.js';
+import type { CacheError } from '../errors.js';
+import type { Counters } from '../observability/stats.js';
+import type { CallPolicy, RemoteStatus, RemoteTier } from '../types.js';
+import { toCacheError } from './errors.js';
+
+/** What a Redis call came to: its value, or why there is none (`error` undefined: skipped without trying). */
+export type RemoteOutcome<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error?: CacheError };
+
+export const SKIPPED: RemoteOutcome<never> = Object.freeze({ ok: false });
+
+export type RemoteOperation = 'get' | 'set' | 'delete' | 'clear' | 'lock';
+
+export interface RemoteAccessorOptions {
+  readonly tier: RemoteTier;
+  /** The circuit breaker, or undefined when it is off. */
+  readonly policy: CallPolicy | undefined;
+  /** The longest any call waits for Redis, whatever the connection state, in ms. */
+  readonly timeoutMs: number;
+  readonly counters: Counters;
+  /** Counts, emits and alerts a failure the cache absorbed. */
+  readonly report: (operation: RemoteOperation, key: string | undefined, error: CacheError) => void;
+  /** The connection became ready, or was lost (or could not be made): once per transition. */
+  readonly onTransition: (up: boolean, error: CacheError | undefined) => void;
+}
+
+/**
+ * A hook run before each call: invalidations queued during an outage go first, so no call can read back what they
+ * removed. Resolves with the outage error that stopped them (then the call fails with it: Redis is down again).
+ */
+export type BeforeCall = () => Promise<CacheError | undefined> | undefined;
+
+/**
+ * The one way to Redis. It alone owns the policy around the storage tier (as BentoCache's `#tryCacheOperation`):
+ * the wait for a connection being set up, bounded by the Redis timeout; the circuit breaker; replay-first; error
+ * mapping and reporting; and the calls in flight, which `drain()` waits for on close. Calls never throw.
+ */
+export class RemoteAccessor {
+  readonly #tier: RemoteTier;
+  readonly #policy: CallPolicy | undefined;
+  readonly #timeoutMs: number;
+  readonly #counters: Counters;
+  readonly #report: RemoteAccessorOptions['report'];
+  readonly #inflight = new Set<Promise<unknown>>();
+  #before: BeforeCall | undefined;
+  #after: (() => void) | undefined;
+  /** undefined until the first transition: the first failed connect is a `down` too. */
+  #up: boolean | undefined;
+  #lastError: CacheError | undefined;
+  readonly #stopWatching: () => void;
+
+  constructor(options: RemoteAccessorOptions) {
+    this.#tier = options.tier;
+    this.#policy = options.policy;
+    this.#timeoutMs = options.timeoutMs;
+    this.#counters = options.counters;
+    this.#report = options.report;
+    const onTransition = options.onTransition;
+    const watch = (status: RemoteStatus, error?: unknown): void => {
+      if (error !== undefined) this.#lastError = toCacheError(error);
+      if (status === 'ready' && this.#up !== true) {
+        this.#up = true;
+        this.#lastError = undefined;
+        onTransition(true, undefined);
+      } else if (status === 'down' && this.#up !== false) {
+        this.#up = false;
+        onTransition(false, this.#lastError);
+      }
+    };
+    this.#stopWatching = options.tier.onStatus(watch);
+    if (options.tier.status === 'ready') watch('ready');
+  }
+
+  /** Sets the replay hooks (wired by the composition root once the replayer exists). */
+  useReplay(before: BeforeCall, after: () => void): void {
+    this.#before = before;
+    this.#after = after;
+  }
+
+  get tier(): RemoteTier {
+    return this.#tier;
+  }
+
+  get status(): RemoteStatus {
+    return this.#tier.status;
+  }
+
+  /** Calls sent and not yet answered. */
+  get busy(): boolean {
+    return this.#inflight.size > 0;
+  }
+
+  /**
+   * Runs one Redis operation. Never throws: a skipped or failed call comes back as `ok: false` (failures reported
+   * and counted). Redis known down: skipped at once. Connecting: waits for it, within the timeout.
+   */
+  run<T>(
+    operation: RemoteOperation,
+    key: string | undefined,
+    fn: (tier: RemoteTier) => Promise<T>,
+  ): Promise<RemoteOutcome<T>> {
+    const status = this.#tier.status;
+    if (status === 'down') {
+      this.#counters.redisSkipped++;
+      return Promise.resolve(SKIPPED);
+    }
+    const call = this.#call(operation, key, fn, status === 'connecting');
+    this.#inflight.add(call);
+    void call.finally(() => this.#inflight.delete(call));
+    return call;
+  }
+
+  async #call<T>(
+    operation: RemoteOperation,
+    key: string | undefined,
+    fn: (tier: RemoteTier) => Promise<T>,
+    connecting: boolean,
+  ): Promise<RemoteOutcome<T>> {
+    const started = connecting ? performance.now() : 0;
+    const send = async (): Promise<T> => {
+      if (connecting && !(await this.#whenReady(this.#timeoutMs))) {
+        if (this.#tier.status === 'down') throw new CircuitOpenError('Redis went down while connecting');
+        throw new CacheTimeoutError(`Redis was not connected within ${this.#timeoutMs} ms`, { key });
+      }
+      const before = this.#before?.();
+      const replayError = before === undefined ? undefined : await before;
+      if (replayError !== undefined) throw replayError;
+      // A call that waited for the connection gets what is left of the timeout, not a whole one more.
+      return connecting
+        ? this.#bounded(fn(this.#tier), this.#timeoutMs - (performance.now() - started))
+        : fn(this.#tier);
+    };
+    try {
+      const value = this.#policy === undefined ? await send() : await this.#policy.execute(send, key, countsAgainst);
+      this.#after?.();
+      return { ok: true, value };
+    } catch (caught) {
+      if (caught instanceof CircuitOpenError) {
+        if (this.#tier.status === 'down') this.#counters.redisSkipped++;
+        else this.#counters.breakerSkipped++;
+        return SKIPPED;
+      }
+      const error = toCacheError(caught, key);
+      this.#report(operation, key, error);
+      return { ok: false, error };
+    }
+  }
+
+  /**
+   * Whether a call now would be skipped untried (Redis known down, or the breaker turning calls away): counted, so
+   * that the batcher answers such a call at once, without queueing it for a turn.
+   */
+  skipsNow(): boolean {
+    if (this.#tier.status === 'down') {
+      this.#counters.redisSkipped++;
+      return true;
+    }
+    if (this.#policy?.rejecting === true) {
+      this.#counters.breakerSkipped++;
+      return true;
+    }
+    return false;
+  }
+
+  #whenReady(ms: number): Promise<boolean> {
+    const tier = this.#tier;
+    if (tier.status !== 'connecting') return Promise.resolve(tier.status === 'ready');
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        stop();
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(tier.status === 'ready'), Math.max(1, ms));
+      const stop = tier.onStatus((status) => {
+        if (status !== 'connecting') done(status === 'ready');
+      });
+    });
+  }
+
+  #bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
+    if (ms >= this.#timeoutMs) return promise;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new CacheTimeoutError('Redis did not answer in time')), Math.max(1, ms));
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error instanceof Error ? error : new ConnectionError(String(error)));
+        },
+      );
+    });
+  }
+
+  /** Resolves once the connection is ready (true), or false after `ms`. */
+  ready(ms: number): Promise<boolean> {
+    if (this.#tier.status === 'ready') return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        stop();
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(this.#tier.status === 'ready'), ms);
+      const stop = this.#tier.onStatus((status) => {
+        if (status === 'ready') done(true);
+      });
+    });
+  }
+
+  /** Waits for the calls in flight (bounded by `ms`): close() sends what was accepted before it. */
+  async drain(ms: number): Promise<void> {
+    if (this.#inflight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#inflight]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  close(): void {
+    this.#stopWatching();
+  }
+}
+
+/** Which errors count against Redis for the breaker: outages, not replies about one command. */
+function countsAgainst(error: unknown): boolean {
+  return isOutageError(toCacheError(error));
+}
