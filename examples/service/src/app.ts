@@ -2,13 +2,14 @@ import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import type { Db } from './db/index.js';
-import { errorHandler } from './errors.js';
+import { errorBody, errorHandler } from './errors.js';
 import { scheduleJobs } from './jobs.js';
 import { newsRoutes } from './news/routes.js';
 import { dashboardRoutes } from './ops/dashboard.js';
 import { opsRoutes } from './ops/routes.js';
 import { cachePlugin } from './plugins/cache.js';
 import { dbPlugin } from './plugins/db.js';
+import { methodNotAllowed } from './plugins/methods.js';
 import { productRoutes } from './products/routes.js';
 import { trendsRoutes } from './trends/routes.js';
 
@@ -49,10 +50,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // The first start with PGlite creates and seeds the database inside the db plugin, which can take over 10 s.
     pluginTimeout: 120_000,
   });
+  // One error body everywhere, `{ error: { code, message } }` (errors.ts): route and body-parser errors, unknown paths,
+  // known paths asked with another method (405), and the evict endpoint (ops/routes.ts).
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url}` } });
+    const path = request.url.split('?')[0] ?? request.url;
+    void reply.code(404).send(errorBody(404, `No route ${request.method} ${path.slice(0, 200)}`));
   });
+  const answerOtherMethods = methodNotAllowed(app);
 
   await app.register(dbPlugin, { config: config.database, db: options.db });
   await app.register(cachePlugin, { config });
@@ -62,6 +67,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(opsRoutes, { config });
   await app.register(dashboardRoutes);
   app.get('/', async (_request, reply) => reply.redirect('/dashboard'));
+  answerOtherMethods();
   if (options.jobs !== false) scheduleJobs(app, config);
   return app;
 }

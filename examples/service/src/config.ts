@@ -1,22 +1,29 @@
 import { fileURLToPath } from 'node:url';
+import { parseDuration } from 'tiercache';
 import { z } from 'zod';
 
 /** The service's own directory, so `.data/` lands in the same place whatever the working directory. */
 export const SERVICE_DIR = fileURLToPath(new URL('..', import.meta.url));
 
-const DEV_INTERNAL_KEY = 'dev-internal-key-change-me';
+/** The key `DELETE /internal/cache` accepts when INTERNAL_KEY is unset: for a developer's own machine only. */
+export const DEV_INTERNAL_KEY = 'dev-internal-key-change-me';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** `0`, `off`, `500ms`, `30s`, `5m`, `1h` or a bare number of milliseconds; 0 means "do not run in-process". */
+/**
+ * `0` or `off` (do not run in-process), or a duration in tiercache's grammar (`parseDuration`): `500ms`, `30s`, `5m`,
+ * `1.5h`, `1d`, or a bare number of milliseconds.
+ */
 const interval = z
   .string()
   .trim()
-  .regex(/^(off|\d+(ms|s|m|h)?)$/, 'expected a duration like 30s, 5m, 1h (or 0 / off)')
-  .transform((raw) => {
-    if (raw === 'off') return 0;
-    const match = /^(\d+)(ms|s|m|h)?$/.exec(raw) as RegExpExecArray;
-    return Number(match[1]) * (UNITS[match[2] ?? 'ms'] ?? 1);
+  .transform((raw, ctx) => {
+    // Zero is spelled here: the library's parser reads '0' and '0s' as no duration at all.
+    if (raw === 'off' || /^0+(ms|s|m|h|d)?$/.test(raw)) return 0;
+    try {
+      return parseDuration(raw);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 5m, 1h (or 0 / off), got "${raw}"` });
+      return z.NEVER;
+    }
   });
 
 const flag = z

@@ -1,5 +1,5 @@
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, DEV_INTERNAL_KEY, loadConfig } from './config.js';
 import type { Config } from './config.js';
 
 /** How long a graceful shutdown may take before the process exits anyway. */
@@ -45,7 +45,8 @@ process.on('SIGTERM', () => shutdown('SIGTERM'));
 
 try {
   const address = await app.listen({ port: config.port, host: config.host });
-  app.log.info(`tiercache reference service on ${address} — dashboard: ${address}/dashboard`);
+  const key = config.internalKeyIsDefault ? ` — internal key (development): ${DEV_INTERNAL_KEY}` : '';
+  app.log.info(`tiercache reference service on ${address} — dashboard: ${address}/dashboard${key}`);
 } catch (error) {
   app.log.error({ err: error }, 'could not start');
   await app.close();

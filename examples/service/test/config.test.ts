@@ -29,9 +29,21 @@ describe('the environment', () => {
     expect(config).toMatchObject({ workerIntervalMs: 30_000, trendsIntervalMs: 0, cacheDisabled: true });
   });
 
+  it('reads the intervals with the library duration parser, so 1.5h and 1d mean what they mean to the cache', () => {
+    expect(loadConfig({ WORKER_INTERVAL: '1.5h', TRENDS_INTERVAL: '1d' })).toMatchObject({
+      workerIntervalMs: 5_400_000,
+      trendsIntervalMs: 86_400_000,
+    });
+    expect(loadConfig({ WORKER_INTERVAL: '250ms', TRENDS_INTERVAL: '0s' })).toMatchObject({
+      workerIntervalMs: 250,
+      trendsIntervalMs: 0,
+    });
+    expect(() => loadConfig({ WORKER_INTERVAL: '-5m' })).toThrow(/WORKER_INTERVAL/);
+  });
+
   it('names every bad variable at once', () => {
     expect(() =>
-      loadConfig({ PORT: 'eighty', REDIS_URL: 'http://x', INTERNAL_KEY: 'short', WORKER_INTERVAL: '5 minutes' }),
+      loadConfig({ PORT: 'eighty', REDIS_URL: 'http://x', INTERNAL_KEY: 'short', WORKER_INTERVAL: 'soon' }),
     ).toThrow(/PORT[\s\S]*REDIS_URL[\s\S]*INTERNAL_KEY[\s\S]*WORKER_INTERVAL/);
   });
 });

@@ -62,7 +62,13 @@ describe('main.ts, the process npm start runs', () => {
         20_000,
       );
       await waitFor('the first worker run', () => output.includes('news worker: 68 fetched'), 20_000);
-      expect(output).toContain('INTERNAL_KEY is unset');
+      expect(output).toContain(
+        'INTERNAL_KEY is unset: DELETE /internal/cache accepts the development key dev-internal-key-change-me',
+      );
+      // The start-up line says where it listens and, in development, which key the internal endpoint takes.
+      expect(output).toMatch(
+        /tiercache reference service on http:\/\/127\.0\.0\.1:\d+ — dashboard: \S+\/dashboard — internal key \(development\): dev-internal-key-change-me/,
+      );
       // PGlite serves one process: a second one (`npm run worker` next to the service) is refused, not let in.
       await expect(openDb({ kind: 'pglite', dir: data.dir })).rejects.toThrow(/in use by process/);
 

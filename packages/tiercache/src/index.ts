@@ -18,7 +18,7 @@ export {
   isCacheError,
 } from './errors.js';
 export type { CacheErrorOptions } from './errors.js';
-export { DEFAULTS } from './options.js';
+export { DEFAULTS, parseDuration } from './options.js';
 export type {
   BatchingOptions,
   BreakerOptions,

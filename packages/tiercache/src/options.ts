@@ -1,4 +1,4 @@
-import { parse as parseDuration } from '@lukeed/ms';
+import { parse as parseMs } from '@lukeed/ms';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ConfigurationError, describeValue } from './errors.js';
 import type { AlertOptions } from './observability/alerts.js';
@@ -261,7 +261,7 @@ export function toMs(name: string, value: unknown, { allowZero = false } = {}): 
   const what = allowZero ? 'a non-negative duration' : 'a positive duration';
   let ms: number | undefined;
   if (typeof value === 'number') ms = value;
-  else if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*[a-z]*\s*$/i.test(value)) ms = parseDuration(value.trim());
+  else if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*[a-z]*\s*$/i.test(value)) ms = parseMs(value.trim());
   // Round before the checks: 0.4 would pass as positive and then become a TTL of 0.
   if (ms !== undefined) ms = Math.round(ms);
   if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero) || ms > MAX_DURATION_MS) {
@@ -270,6 +270,18 @@ export function toMs(name: string, value: unknown, { allowZero = false } = {}): 
     );
   }
   return ms;
+}
+
+/**
+ * The library's duration grammar for applications that read durations of their own (an environment variable, say):
+ * milliseconds as a number, or a string like `'250ms'`, `'30s'`, `'5m'`, `'1h'`, `'1.5h'`, `'30d'`. Returns whole
+ * milliseconds; throws a `ConfigurationError` naming `name` for anything else (and for 0 unless `allowZero`).
+ */
+export function parseDuration(
+  value: Duration,
+  { name = 'duration', allowZero = false }: { readonly name?: string; readonly allowZero?: boolean } = {},
+): number {
+  return toMs(name, value, { allowZero });
 }
 
 /** A positive safe integer (at most `max`), or a ConfigurationError naming the option. Shared by every module's options. */

@@ -4,17 +4,19 @@ import { z } from 'zod';
 import { AppError, AppErrorCode } from '../errors.js';
 import { keys, ttl } from '../keys.js';
 import { secondsLeft } from '../meta.js';
+import { parseId, withoutEmpty } from '../params.js';
 import { CATEGORIES, CATEGORY_SLUGS } from './feeds.js';
 import { articleById, articlePage, categoryCounts } from './repo.js';
 import type { Article, CategoryCount, Cursor } from './repo.js';
 
-const Query = z.strictObject({
-  category: z.enum(CATEGORY_SLUGS).optional(),
-  cursor: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(50).default(10),
-});
-
-const Params = z.object({ id: z.coerce.number().int().positive().max(2_147_483_647) });
+const Query = z.preprocess(
+  withoutEmpty,
+  z.strictObject({
+    category: z.enum(CATEGORY_SLUGS).optional(),
+    cursor: z.string().max(200).optional(),
+    limit: z.coerce.number().int().min(1).max(50).default(10),
+  }),
+);
 
 /** Opaque to clients: base64url of `<ISO time>|<id>` of the last article they saw. */
 export function encodeCursor(article: Pick<Article, 'publishedAt' | 'id'>): string {
@@ -101,8 +103,8 @@ export const newsRoutes: FastifyPluginAsync = async (app) => {
     };
   });
 
-  app.get('/news/:id', async (request) => {
-    const { id } = Params.parse(request.params);
+  app.get<{ Params: { id: string } }>('/news/:id', async (request) => {
+    const id = parseId(request.params.id);
     const read = await app.cached(
       keys.newsArticle(id),
       async () => {

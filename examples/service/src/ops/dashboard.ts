@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { FastifyPluginAsync } from 'fastify';
+import { errorBody } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -23,7 +24,7 @@ export const dashboardRoutes: FastifyPluginAsync = async (app) => {
 
   app.get<{ Params: { asset: string } }>('/dashboard/:asset', async (request, reply) => {
     const asset = assets.get(request.params.asset);
-    if (asset === undefined) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'No such asset' } });
+    if (asset === undefined) return reply.code(404).send(errorBody(404, 'No such asset'));
     return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(asset.body);
   });
 };

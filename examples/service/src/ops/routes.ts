@@ -1,9 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { evictPlugin } from 'tiercache/http';
+import { DEV_INTERNAL_KEY } from '../config.js';
 import type { Config } from '../config.js';
+import { errorBody } from '../errors.js';
 import { redactUrl } from '../plugins/cache.js';
 
-export interface OpsOptions extends Record<string, unknown> {
+export interface OpsOptions {
   readonly config: Config;
 }
 
@@ -49,7 +51,8 @@ export const opsRoutes: FastifyPluginAsync<OpsOptions> = async (app, { config })
 
   if (config.internalKeyIsDefault) {
     app.log.warn(
-      'INTERNAL_KEY is unset: DELETE /internal/cache accepts the well-known development key; set INTERNAL_KEY (16+ characters) anywhere but on your own machine',
+      `INTERNAL_KEY is unset: DELETE /internal/cache accepts the development key ${DEV_INTERNAL_KEY} ` +
+        '(x-internal-key header); set INTERNAL_KEY (16+ characters) anywhere but on your own machine',
     );
   }
   await app.register(evictPlugin, {
@@ -58,5 +61,7 @@ export const opsRoutes: FastifyPluginAsync<OpsOptions> = async (app, { config })
     path: '/internal/cache',
     header: 'x-internal-key',
     logger: { warn: (message) => app.log.warn(message) },
+    // The service's error shape, like every other answer (the endpoint keeps its statuses and messages).
+    errorBody: ({ status, message }) => errorBody(status, message),
   });
 };

@@ -1,8 +1,8 @@
 import { createCache } from 'tiercache';
 import type { Cache, CacheOptions, CacheStats, ReadResult, SetOptions } from 'tiercache';
 import type { FastifyBaseLogger } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
-import { shared } from './shared.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -100,25 +100,29 @@ export function watchRedis(cache: Cache, redisUrl: string, log: FastifyBaseLogge
   };
 }
 
-export interface CachePluginOptions extends Record<string, unknown> {
+export interface CachePluginOptions {
   readonly config: Config;
 }
 
-export const cachePlugin = shared<CachePluginOptions>('cache', async (app, { config }) => {
-  const cache = createServiceCache(config);
-  const unwatch = config.cacheDisabled ? () => {} : watchRedis(cache, config.redisUrl, app.log);
-  if (config.cacheDisabled) app.log.warn('CACHE_DISABLED is set: every read goes to the database');
-  app.decorate('cache', cache);
-  app.decorate('cacheStatus', () => cacheStatus(cache));
-  app.decorate('cached', <T>(key: string, load: () => Promise<T>, options?: SetOptions): Promise<ReadResult<T>> => {
-    if (!config.cacheDisabled) return cache.getOrSetWithMeta(key, load, options);
-    return load().then((value) => ({ value, source: 'origin' as const, expiresInMs: 0 }));
-  });
-  app.addHook('onClose', async () => {
-    unwatch();
-    await cache.close();
-  });
-});
+/** The cache as `app.cache` (with `cached` and `cacheStatus`) for every route (fastify-plugin), closed on close. */
+export const cachePlugin = fp<CachePluginOptions>(
+  async (app, { config }) => {
+    const cache = createServiceCache(config);
+    const unwatch = config.cacheDisabled ? () => {} : watchRedis(cache, config.redisUrl, app.log);
+    if (config.cacheDisabled) app.log.warn('CACHE_DISABLED is set: every read goes to the database');
+    app.decorate('cache', cache);
+    app.decorate('cacheStatus', () => cacheStatus(cache));
+    app.decorate('cached', <T>(key: string, load: () => Promise<T>, options?: SetOptions): Promise<ReadResult<T>> => {
+      if (!config.cacheDisabled) return cache.getOrSetWithMeta(key, load, options);
+      return load().then((value) => ({ value, source: 'origin' as const, expiresInMs: 0 }));
+    });
+    app.addHook('onClose', async () => {
+      unwatch();
+      await cache.close();
+    });
+  },
+  { name: 'cache', fastify: '5.x' },
+);
 
 /**
  * Resolves true once the cache's Redis connection is ready, false after `timeoutMs`. The library connects in the

@@ -3,11 +3,10 @@ import { z } from 'zod';
 import { AppError, AppErrorCode } from '../errors.js';
 import { keys, ttl } from '../keys.js';
 import { secondsLeft } from '../meta.js';
+import { parseId } from '../params.js';
 import { evictProduct } from './evict.js';
 import { loadProductPage, updateProduct } from './repo.js';
 import type { ProductPage } from './repo.js';
-
-const Params = z.object({ id: z.coerce.number().int().positive().max(2_147_483_647) });
 
 const Changes = z
   .strictObject({
@@ -24,8 +23,8 @@ const Changes = z
 export const productRoutes: FastifyPluginAsync = async (app) => {
   // Cache-aside with the origin fallback: a hit in either tier costs no query; a miss runs the four queries once per
   // key per process (single-flight), however many requests wait for it.
-  app.get('/products/:id', async (request) => {
-    const { id } = Params.parse(request.params);
+  app.get<{ Params: { id: string } }>('/products/:id', async (request) => {
+    const id = parseId(request.params.id);
     const read = await app.cached(
       keys.product(id),
       async () => {
@@ -40,8 +39,8 @@ export const productRoutes: FastifyPluginAsync = async (app) => {
     return { data: page, meta: { source: read.source, cacheExpiresIn: secondsLeft(read.expiresInMs) } };
   });
 
-  app.put('/products/:id', async (request) => {
-    const { id } = Params.parse(request.params);
+  app.put<{ Params: { id: string } }>('/products/:id', async (request) => {
+    const id = parseId(request.params.id);
     const changes = Changes.parse(request.body);
     const updated = await updateProduct(app.db, id, changes);
     if (updated === null) throw new AppError(AppErrorCode.NotFound, `No product ${id}`);

@@ -43,6 +43,18 @@ export interface EvictHandlerOptions {
   readonly maxItems?: number;
   /** Where refused requests and failed evictions are reported. The key is never part of a message. */
   readonly logger?: EvictLogger;
+  /**
+   * Builds the JSON body of every refusal and failure (401, 405, 413, 400, 503, 500), so the endpoint answers in the
+   * host application's error shape. Statuses and messages stay the endpoint's.
+   * @default ({ message }) => ({ error: message })
+   */
+  readonly errorBody?: (failure: EvictFailure) => unknown;
+}
+
+/** What went wrong, handed to `errorBody`. */
+export interface EvictFailure {
+  readonly status: number;
+  readonly message: string;
 }
 
 export const EVICT_DEFAULTS = {
@@ -81,6 +93,8 @@ export interface EvictCore {
   authorized(value: string | readonly string[] | undefined): boolean;
   /** Parses, validates and executes a body given as text; never throws. */
   evictText(text: string | undefined): Promise<EvictResponse>;
+  /** The JSON body to send for a response: the result, or the error as `errorBody` shapes it. Never throws. */
+  render(response: EvictResponse): unknown;
   warn(message: string): void;
 }
 
@@ -140,6 +154,11 @@ export function createEvictCore(options: EvictHandlerOptions): EvictCore {
     );
   }
 
+  const errorBody = options.errorBody;
+  if (errorBody !== undefined && typeof errorBody !== 'function') {
+    throw new ConfigurationError(`Expected \`errorBody\` to be a function, got ${describeValue(errorBody)}`);
+  }
+
   const warn = (message: string): void => {
     try {
       logger?.warn(`tiercache/http: ${message}`);
@@ -162,6 +181,16 @@ export function createEvictCore(options: EvictHandlerOptions): EvictCore {
       const parsed = parseEvictBody(text, maxItems);
       if ('status' in parsed) return parsed;
       return execute(cache, parsed, warn);
+    },
+    render(response) {
+      const { body } = response;
+      if (errorBody === undefined || !('error' in body)) return body;
+      try {
+        return errorBody({ status: response.status, message: body.error });
+      } catch (cause) {
+        warn(`errorBody failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+        return body;
+      }
     },
     warn,
   };

@@ -41,7 +41,7 @@ export const evictPlugin: FastifyPluginAsync<EvictPluginOptions> = async (app, o
       core.warn(`refused an eviction from ${request.ip}: missing or wrong key`);
       const refused = error(401, `Missing or wrong key in the ${core.header} header`);
       // Returning the reply tells Fastify the request is answered: no body parsing, no handler.
-      return res.code(refused.status).header('cache-control', 'no-store').send(refused.body);
+      return res.code(refused.status).header('cache-control', 'no-store').send(core.render(refused));
     },
     // Parser failures (body too large, length mismatch, aborted upload) arrive here with Fastify's status; they are
     // answered in the endpoint's JSON shape rather than the host application's error format.
@@ -54,12 +54,12 @@ export const evictPlugin: FastifyPluginAsync<EvictPluginOptions> = async (app, o
             ? error(400, 'Malformed request body')
             : error(500, 'Internal error');
       if (answer.status === 500) core.warn(`unexpected failure: ${failure.message}`);
-      void res.code(answer.status).header('cache-control', 'no-store').send(answer.body);
+      void res.code(answer.status).header('cache-control', 'no-store').send(core.render(answer));
     },
     handler: async (request, res) => {
       const body: unknown = request.body;
       const answer = await core.evictText(typeof body === 'string' ? body : undefined);
-      return res.code(answer.status).header('cache-control', 'no-store').send(answer.body);
+      return res.code(answer.status).header('cache-control', 'no-store').send(core.render(answer));
     },
   });
 };

@@ -27,7 +27,7 @@ export function createEvictHandler(options: EvictHandlerOptions): EvictHandler {
       await handle(core, req, res);
     } catch (cause) {
       core.warn(`unexpected failure: ${cause instanceof Error ? cause.message : String(cause)}`);
-      if (!res.headersSent) send(res, error(500, 'Internal error'));
+      if (!res.headersSent) send(core, res, error(500, 'Internal error'));
       else res.destroy();
     }
   };
@@ -36,20 +36,20 @@ export function createEvictHandler(options: EvictHandlerOptions): EvictHandler {
 async function handle(core: EvictCore, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== 'DELETE') {
     res.setHeader('allow', 'DELETE');
-    await refuse(req, res, error(405, 'Use DELETE'));
+    await refuse(core, req, res, error(405, 'Use DELETE'));
     return;
   }
   if (!core.authorized(req.headers[core.header])) {
     core.warn(`refused an eviction from ${req.socket.remoteAddress ?? 'unknown'}: missing or wrong key`);
-    await refuse(req, res, error(401, `Missing or wrong key in the ${core.header} header`));
+    await refuse(core, req, res, error(401, `Missing or wrong key in the ${core.header} header`));
     return;
   }
   const body = await readBody(req, core.maxBodyBytes);
   if (body === TOO_LARGE) {
-    await refuse(req, res, error(413, `The body exceeds ${core.maxBodyBytes} bytes`));
+    await refuse(core, req, res, error(413, `The body exceeds ${core.maxBodyBytes} bytes`));
     return;
   }
-  send(res, await core.evictText(body));
+  send(core, res, await core.evictText(body));
 }
 
 const TOO_LARGE = Symbol('too large');
@@ -94,9 +94,14 @@ function readBody(req: IncomingMessage, max: number): Promise<string | typeof TO
 }
 
 /** Answers a refused request once what is left of its body is dropped (within bounds; see DISCARD_LIMIT_BYTES). */
-async function refuse(req: IncomingMessage, res: ServerResponse, response: EvictResponse): Promise<void> {
+async function refuse(
+  core: EvictCore,
+  req: IncomingMessage,
+  res: ServerResponse,
+  response: EvictResponse,
+): Promise<void> {
   const drained = await discard(req);
-  send(res, response, !drained);
+  send(core, res, response, !drained);
   if (!drained) res.once('finish', () => req.socket.destroy());
 }
 
@@ -129,8 +134,8 @@ function discard(req: IncomingMessage): Promise<boolean> {
   });
 }
 
-function send(res: ServerResponse, response: EvictResponse, close = false): void {
-  const payload = JSON.stringify(response.body);
+function send(core: EvictCore, res: ServerResponse, response: EvictResponse, close = false): void {
+  const payload = JSON.stringify(core.render(response));
   res.statusCode = response.status;
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(payload));

@@ -4,6 +4,7 @@
  */
 export { EVICT_DEFAULTS } from './core.js';
 export type {
+  EvictFailure,
   EvictHandlerOptions,
   EvictLogger,
   EvictRequest,

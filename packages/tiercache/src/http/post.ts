@@ -38,14 +38,19 @@ export async function attempt(url: string, init: RequestInit, timeoutMs: number)
   }
 }
 
-/** The `error` field of a JSON error body (what the evict endpoint sends), or the start of the text. */
+/**
+ * The message of a JSON error body — `{ "error": "…" }` (the evict endpoint's default) or `{ "error": { "message":
+ * "…" } }` (a host application's shape, see the endpoint's `errorBody`) — or the start of the text.
+ */
 async function readDetail(response: Response): Promise<string> {
   try {
     const text = (await response.text()).slice(0, 4096);
     try {
       const parsed: unknown = JSON.parse(text);
-      if (typeof parsed === 'object' && parsed !== null && 'error' in parsed && typeof parsed.error === 'string') {
-        return parsed.error.slice(0, DETAIL_CHARS);
+      const failure: unknown = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? parsed.error : null;
+      if (typeof failure === 'string') return failure.slice(0, DETAIL_CHARS);
+      if (typeof failure === 'object' && failure !== null && 'message' in failure) {
+        if (typeof failure.message === 'string') return failure.message.slice(0, DETAIL_CHARS);
       }
     } catch {
       // Not JSON: the raw text below.

@@ -121,6 +121,22 @@ describe('createInvalidationClient', () => {
     expect(await cache.has('a')).toBe(true);
   });
 
+  it('reads the message of an endpoint that answers in an { error: { code, message } } shape', async () => {
+    const cache = await seeded();
+    const handler = createEvictHandler({
+      cache,
+      keys: KEY,
+      errorBody: ({ message }) => ({ error: { code: 'UNAUTHORIZED', message } }),
+    });
+    const server = await httpServer((req, res) => handler(req, res));
+    const client = createInvalidationClient({ url: server.url, key: 'not-the-key', logger });
+    expect(await client.evict({ keys: ['a'] })).toEqual({
+      ok: false,
+      status: 401,
+      error: 'Missing or wrong key in the x-internal-key header',
+    });
+  });
+
   it('sends the key in a configured header', async () => {
     const cache = await seeded();
     const handler = createEvictHandler({ cache, keys: KEY, header: 'x-evict-token' });

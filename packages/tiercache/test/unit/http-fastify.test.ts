@@ -185,6 +185,36 @@ describe('evictPlugin', () => {
     expect(await present(cache, ['a'])).toEqual(['a']);
   });
 
+  it('answers every refusal in the shape errorBody builds, with the endpoint status and message', async () => {
+    const cache = await seeded();
+    const errorBody = ({ status, message }: { status: number; message: string }) => ({
+      error: { code: `E${status}`, message },
+    });
+    const instance = await app({ cache, maxBodyBytes: 1024, errorBody });
+    const cases = [
+      {
+        headers: {},
+        payload: { keys: ['a'] },
+        status: 401,
+        message: 'Missing or wrong key in the x-internal-key header',
+      },
+      { headers: { 'x-internal-key': KEY }, payload: { key: ['a'] }, status: 400, message: /Unknown field/ },
+      { headers: { 'x-internal-key': KEY }, payload: { keys: ['x'.repeat(2000)] }, status: 413, message: /1024 bytes/ },
+    ];
+    for (const { headers, payload, status, message } of cases) {
+      const reply = await instance.inject({ method: 'DELETE', url: '/internal/cache', headers, payload });
+      expect(reply.statusCode).toBe(status);
+      expect(reply.json()).toEqual({ error: { code: `E${status}`, message: expect.stringMatching(message) } });
+    }
+    const done = await instance.inject({
+      method: 'DELETE',
+      url: '/internal/cache',
+      headers: { 'x-internal-key': KEY },
+      payload: { keys: ['a'] },
+    });
+    expect(done.json()).toEqual({ evicted: { keys: 1, tags: 0, all: false } });
+  });
+
   it('throws a ConfigurationError at registration for an empty key', async () => {
     const instance = Fastify();
     apps.push(instance);

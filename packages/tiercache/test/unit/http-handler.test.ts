@@ -442,6 +442,25 @@ describe('createEvictHandler: configuration', () => {
     expect(() => createEvictHandler({ cache, keys: KEY, maxItems: 1.5 })).toThrow(ConfigurationError);
   });
 
+  it('answers a 405 in the shape errorBody builds, and the default shape when errorBody throws', async () => {
+    const cache = await seeded();
+    const shaped = await serve({ cache, errorBody: ({ status, message }) => ({ problem: { status, message } }) });
+    const res = await send(shaped, { method: 'POST' });
+    expect(res.status).toBe(405);
+    expect(JSON.parse(res.text)).toEqual({ problem: { status: 405, message: 'Use DELETE' } });
+
+    const broken = await serve({
+      cache,
+      errorBody: () => {
+        throw new Error('shape bug');
+      },
+    });
+    const fallback = await send(broken, { method: 'POST' });
+    expect(JSON.parse(fallback.text)).toEqual({ error: 'Use DELETE' });
+    expect(logged.some((line) => line.includes('errorBody failed: shape bug'))).toBe(true);
+    logged.length = 0;
+  });
+
   it('keeps answering when the logger throws', async () => {
     const memory = await seeded();
     const port = await serve({

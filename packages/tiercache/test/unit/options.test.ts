@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, ErrorCode } from '../../src/errors.js';
-import { createCache } from '../../src/index.js';
+import { createCache, parseDuration } from '../../src/index.js';
 import { DEFAULTS, resolveGetOrSetOptions, resolveSetOptions, toMs, validateOptions } from '../../src/options.js';
 import { DAY, HOUR, MINUTE, SECOND } from './fake-clock.js';
 
@@ -59,6 +59,21 @@ describe('the message of a rejected option', () => {
     expect(messageOf({ memory: { maxEntries: 1.5 } })).toBe(
       'Expected `memory.maxEntries` to be a positive integer, got `1.5` (number)',
     );
+  });
+});
+
+describe('parseDuration, the exported duration parser', () => {
+  it('parses what the options accept, in whole milliseconds', () => {
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('1.5h')).toBe(1.5 * HOUR);
+    expect(parseDuration(1.6)).toBe(2);
+    expect(parseDuration(0, { allowZero: true })).toBe(0);
+  });
+
+  it('throws a ConfigurationError naming the setting for anything else, and for 0 unless allowed', () => {
+    expect(() => parseDuration('soon', { name: 'WORKER_INTERVAL' })).toThrow(ConfigurationError);
+    expect(() => parseDuration('soon', { name: 'WORKER_INTERVAL' })).toThrow(/`WORKER_INTERVAL`.*"soon"/);
+    expect(() => parseDuration(0)).toThrow(/positive duration/);
   });
 });
 
