@@ -186,7 +186,8 @@ export function createCache(options: CacheOptions = {}): Cache {
         });
   if (accessor !== undefined && replayer !== undefined) {
     accessor.useReplay(
-      () => (replayer.pending ? replayer.schedule() : undefined),
+      () => replayer.pending,
+      () => replayer.schedule(),
       () => {
         if (replayer.queue.size > 0) void replayer.schedule();
       },

@@ -64,7 +64,10 @@ export type WriteOp =
   | ({ readonly kind: 'loaded' } & LoadedWrite)
   | { readonly kind: 'unlink'; readonly keys: readonly string[]; readonly alsoUnlink: readonly string[] };
 
-/** The outcome of one op of a batch: a reply (`true`/`false` for `loaded`, the count for `unlink`), or its error. */
+/**
+ * The outcome of one op of a batch: a reply (`true` for `set`, written or not for `loaded`, which of its keys existed
+ * for `unlink`), or its error.
+ */
 export type WriteReply =
   { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
 

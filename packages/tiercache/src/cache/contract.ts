@@ -24,7 +24,7 @@ export interface Cache {
   has(key: string): Promise<boolean>;
   /** True when the key existed in either tier. */
   delete(key: string): Promise<boolean>;
-  /** How many of the keys existed in Redis (or in memory when Redis is off). One round trip. */
+  /** How many of the keys existed, in Redis or in this instance's memory (each key counted once). One round trip. */
   deleteMany(keys: readonly string[]): Promise<number>;
   /** One value (or undefined) per key, in order. Misses in memory are read from Redis in one round trip. */
   mget<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]>;

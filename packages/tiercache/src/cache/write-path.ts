@@ -155,13 +155,14 @@ export class WritePath {
   async deleteMany(view: View, keys: readonly string[]): Promise<number> {
     const { memory, coherence, counters, batcher } = this.#o;
     const fullKeys = keys.map((key) => view.prefix + key);
-    let inMemory = 0;
-    for (const fullKey of fullKeys) {
+    const inMemory = fullKeys.map((fullKey) => {
       coherence.supersede(fullKey);
-      if (memory?.delete(fullKey)) inMemory++;
-    }
+      return memory?.delete(fullKey) === true;
+    });
+    const count = (existed: readonly boolean[] | undefined): number =>
+      inMemory.reduce((n, here, i) => (here || existed?.[i] === true ? n + 1 : n), 0);
     counters.deletes += fullKeys.length;
-    if (fullKeys.length === 0 || batcher === undefined) return inMemory;
+    if (fullKeys.length === 0 || batcher === undefined) return count(undefined);
     const key = keys.length === 1 ? keys[0] : undefined;
     // The lock keys go in the same round trip: a loader still holding one then knows it was invalidated and does not
     // write what it loaded before this delete.
@@ -172,10 +173,10 @@ export class WritePath {
     if (!outcome.ok) {
       for (const fullKey of fullKeys) this.#o.replay?.add({ kind: 'key', prefix: view.prefix, fullKey });
       this.#outcome('delete', key, outcome);
-      return inMemory;
+      return count(undefined);
     }
     if (this.#o.bus?.mustPublishKeys === true) await this.#o.bus.publishKeys(fullKeys);
-    return Math.max(outcome.value as number, keys.length === 1 ? inMemory : 0);
+    return count(outcome.value as readonly boolean[]);
   }
 
   async invalidateTags(view: View, tags: readonly string[]): Promise<void> {

@@ -27,7 +27,13 @@ async function writeOne(tier: RemoteTier, op: WriteOp): Promise<WriteReply> {
         const { kind: _kind, ...write } = op;
         return { ok: true, value: await tier.setLoaded(write) };
       } else {
-        return { ok: true, value: await tier.deleteMany(op.keys, op.alsoUnlink) };
+        const existed = await Promise.all(
+          op.keys.map(async (key, i) => {
+            const lockKey = op.alsoUnlink[i];
+            return (await tier.deleteMany([key], lockKey === undefined ? [] : [lockKey])) > 0;
+          }),
+        );
+        return { ok: true, value: existed };
       }
     } catch (error) {
       if (isOutageError(error)) throw error;

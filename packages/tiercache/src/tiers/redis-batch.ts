@@ -113,12 +113,15 @@ export class RedisBatches {
       } else {
         const groups =
           this.#client instanceof Cluster ? [...groupBySlot(op.keys, (k) => k).values()] : [op.keys.map((_, i) => i)];
-        for (const indexes of groups) {
-          const own = indexes.map((i) => op.keys[i] as string);
-          const extra = indexes.map((i) => op.alsoUnlink[i]).filter((k): k is string => k !== undefined);
+        // One UNLINK per key, so the reply says which keys existed (a delete counts a key found in either tier).
+        for (const key of op.keys) {
           counted.push(commands.length);
-          commands.push({ slotKey: own[0] as string, add: (p) => p.unlink(...own) });
-          if (extra.length > 0) commands.push({ slotKey: own[0] as string, add: (p) => p.unlink(...extra) });
+          commands.push({ slotKey: key, add: (p) => p.unlink(key) });
+        }
+        for (const indexes of groups) {
+          const extra = indexes.map((i) => op.alsoUnlink[i]).filter((k): k is string => k !== undefined);
+          const slotKey = op.keys[indexes[0] as number] as string;
+          if (extra.length > 0) commands.push({ slotKey, add: (p) => p.unlink(...extra) });
         }
       }
       spans.push({ from, to: commands.length, counted });
@@ -133,9 +136,7 @@ export class RedisBatches {
       if (op.kind === 'set') return WRITTEN;
       if (op.kind === 'loaded')
         return { ok: true, value: (results[span.counted[0] as number] as PipelineResult)[1] === 1 };
-      let count = 0;
-      for (const c of span.counted) count += Number((results[c] as PipelineResult)[1]);
-      return { ok: true, value: count };
+      return { ok: true, value: span.counted.map((c) => Number((results[c] as PipelineResult)[1]) > 0) };
     });
   }
 

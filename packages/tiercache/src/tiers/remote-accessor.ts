@@ -46,6 +46,7 @@ export class RemoteAccessor {
   #pending = 0;
   readonly #idle: (() => void)[] = [];
   #before: BeforeCall | undefined;
+  #replayPending: (() => boolean) | undefined;
   #after: (() => void) | undefined;
   /** undefined until the first transition: the first failed connect is a `down` too. */
   #up: boolean | undefined;
@@ -74,8 +75,12 @@ export class RemoteAccessor {
     if (options.tier.status === 'ready') watch('ready');
   }
 
-  /** Sets the replay hooks (wired by the composition root once the replayer exists). */
-  useReplay(before: BeforeCall, after: () => void): void {
+  /**
+   * Sets the replay hooks (wired by the composition root once the replayer exists): `pending` says whether a call
+   * must replay first, `before` runs that replay, `after` follows a call that went through.
+   */
+  useReplay(pending: () => boolean, before: BeforeCall, after: () => void): void {
+    this.#replayPending = pending;
     this.#before = before;
     this.#after = after;
   }
@@ -108,10 +113,9 @@ export class RemoteAccessor {
       this.#counters.redisSkipped++;
       return SKIPPED_NOW;
     }
-    const before = status === 'ready' ? this.#before?.() : undefined;
     this.#pending++;
-    if (status === 'connecting' || before !== undefined) {
-      return this.#slow(operation, key, fn, status === 'connecting', before).then((outcome) => this.#settle(outcome));
+    if (status === 'connecting' || this.#replayPending?.() === true) {
+      return this.#slow(operation, key, fn, status === 'connecting').then((outcome) => this.#settle(outcome));
     }
     const tier = this.#tier;
     const send = (): Promise<T> => fn(tier);
@@ -150,7 +154,6 @@ export class RemoteAccessor {
     key: string | undefined,
     fn: (tier: RemoteTier) => Promise<T>,
     connecting: boolean,
-    before: Promise<CacheError | undefined> | undefined,
   ): Promise<RemoteOutcome<T>> {
     const started = performance.now();
     const send = async (): Promise<T> => {
@@ -158,7 +161,8 @@ export class RemoteAccessor {
         if (this.#tier.status === 'down') throw new CircuitOpenError('Redis went down while connecting');
         throw new CacheTimeoutError(`Redis was not connected within ${this.#timeoutMs} ms`, { key });
       }
-      const replay = connecting ? this.#before?.() : before;
+      // Inside the breaker's execute, as the call itself: an open breaker sends neither.
+      const replay = this.#before?.();
       const replayError = replay === undefined ? undefined : await replay;
       if (replayError !== undefined) throw replayError;
       // A call that waited gets what is left of the timeout, not a whole one more.

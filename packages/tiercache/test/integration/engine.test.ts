@@ -339,3 +339,18 @@ describe('the cold path', () => {
     expect(new Set(names(watch.commands.filter((c) => !scripts.includes(c))))).toEqual(new Set(['mget']));
   });
 });
+
+describe('deleteMany', () => {
+  it('counts each key that existed in either tier, also for several keys while Redis answers', async () => {
+    const prefix = uniquePrefix('count');
+    const cache = await connected(prefix, { bus: false });
+    await cache.mset([
+      { key: 'a', value: 1 },
+      { key: 'b', value: 2 },
+    ]);
+    // `a` now lives only in this instance's memory, `b` in both, `c` nowhere.
+    await raw.del(`${prefix}a`);
+    expect(await cache.deleteMany(['a', 'b', 'c'])).toBe(2);
+    expect(await cache.deleteMany(['a', 'b', 'c'])).toBe(0);
+  });
+});
