@@ -1,4 +1,6 @@
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import type { Plugin } from 'vite';
 import { defineConfig } from 'vitest/config';
 
 // Workspaces import the library by name; tests run it from source so no build is needed first.
@@ -8,7 +10,35 @@ const alias = [
   { find: /^tiercache\/http$/, replacement: src('http/index.ts') },
   { find: /^tiercache\/alerts$/, replacement: src('observability/webhook.ts') },
   { find: /^tiercache\/testing$/, replacement: src('testing/index.ts') },
+  { find: /^tiercache\/decorators$/, replacement: src('decorators/index.ts') },
+  { find: /^tiercache\/keyv$/, replacement: src('keyv/index.ts') },
 ];
+
+/**
+ * Compiles the decorator suites with TypeScript itself, once per decorator flavour, so both really run: TC39 standard
+ * decorators (TypeScript's default) and legacy `experimentalDecorators` (+ metadata, as NestJS compiles).
+ */
+function typescriptDecorators(legacy: boolean, files: RegExp): Plugin {
+  return {
+    name: `typescript-decorators-${legacy ? 'legacy' : 'standard'}`,
+    enforce: 'pre',
+    transform(code, id) {
+      if (!files.test(id)) return undefined;
+      const { outputText, sourceMapText } = ts.transpileModule(code, {
+        fileName: id,
+        compilerOptions: {
+          target: ts.ScriptTarget.ES2022,
+          module: ts.ModuleKind.ESNext,
+          experimentalDecorators: legacy,
+          emitDecoratorMetadata: legacy,
+          sourceMap: true,
+        },
+      });
+      return { code: outputText, map: sourceMapText ?? null };
+    },
+  };
+}
+const decoratorSuites = /\/test\/decorators\/.*\.ts$/;
 
 export default defineConfig({
   test: {
@@ -23,6 +53,17 @@ export default defineConfig({
           environment: 'node',
         },
       },
+      ...[false, true].map((legacy) => ({
+        resolve: { alias },
+        plugins: [typescriptDecorators(legacy, decoratorSuites)],
+        test: {
+          name: legacy ? 'decorators-legacy' : 'decorators-standard',
+          sequence: { groupOrder: 0 },
+          include: ['packages/tiercache/test/decorators/**/*.test.ts'],
+          environment: 'node',
+          env: { DECORATORS_COMPILATION: legacy ? 'legacy' : 'standard' },
+        },
+      })),
       {
         resolve: { alias },
         test: {

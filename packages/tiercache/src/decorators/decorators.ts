@@ -11,9 +11,12 @@ import type { CacheOption, KeySpec, TagSpec } from './spec.js';
  * `experimentalDecorators`) and as a legacy one (`experimentalDecorators: true`, as NestJS projects compile). A method
  * that does not return a promise does not compile.
  */
-export interface AsyncMethodDecorator<T = unknown, This = unknown> {
-  <F extends (this: This, ...args: never) => Promise<T>>(method: F, context: ClassMethodDecoratorContext<This>): F;
-  <F extends (...args: never) => Promise<T>>(
+export interface AsyncMethodDecorator<T = unknown, Self = unknown> {
+  <This extends Self, F extends (this: This, ...args: never) => Promise<T>>(
+    method: F,
+    context: ClassMethodDecoratorContext<This>,
+  ): F;
+  <This extends Self, F extends (...args: never) => Promise<T>>(
     target: This,
     propertyKey: string | symbol,
     descriptor: TypedPropertyDescriptor<F>,
