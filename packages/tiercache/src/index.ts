@@ -46,3 +46,5 @@ export type { TypedCache, TypedKeyMethods } from './keys/typed-cache.js';
 export { cached } from './decorators/cached.js';
 export type { CachedFunction, CachedOptions } from './decorators/cached.js';
 export { setDefaultCache } from './decorators/default-cache.js';
+export { cacheOptionsFromEnv, createCacheFromEnv } from './env.js';
+export type { EnvOptions } from './env.js';
