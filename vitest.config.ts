@@ -39,6 +39,7 @@ function typescriptDecorators(legacy: boolean, files: RegExp): Plugin {
   };
 }
 const decoratorSuites = /\/test\/decorators\/.*\.ts$/;
+const nestExample = /\/examples\/nestjs\/(src|test)\/.*\.ts$/;
 
 export default defineConfig({
   test: {
@@ -64,6 +65,16 @@ export default defineConfig({
           env: { DECORATORS_COMPILATION: legacy ? 'legacy' : 'standard' },
         },
       })),
+      {
+        resolve: { alias },
+        plugins: [typescriptDecorators(true, nestExample)],
+        test: {
+          name: 'nestjs',
+          sequence: { groupOrder: 0 },
+          include: ['examples/nestjs/test/**/*.test.ts'],
+          environment: 'node',
+        },
+      },
       {
         resolve: { alias },
         test: {
