@@ -32,7 +32,8 @@ function isCache(value: unknown): value is Cache {
  * A Keyv storage adapter over a tiercache cache (given, or created from `createCache` options). Keyv's namespace
  * becomes the first part of each key and `clear()` is scoped to it (SCAN + UNLINK under it, never FLUSHDB). A `set`
  * without a TTL gets the cache's `ttl`: tiercache bounds every entry. Redis failures are tiercache's to handle (a read
- * falls back, a write is reported by the cache's `error` event), so they do not reach Keyv as errors.
+ * falls back, a write is reported by the cache's `error` event), so they do not reach Keyv as errors. TTLs are
+ * milliseconds, as everywhere in Keyv and cache-manager 7.
  */
 export class KeyvTiercache extends EventEmitter implements KeyvStoreAdapter {
   readonly opts: KeyvTiercacheOptions;
@@ -88,10 +89,17 @@ export class KeyvTiercache extends EventEmitter implements KeyvStoreAdapter {
     return (await this.#cache.deleteMany(keys)) > 0;
   }
 
-  /** Removes this Keyv namespace's keys (Keyv prefixes keys with `namespace:`), or the whole cache without one. */
+  /**
+   * Removes this Keyv namespace's keys (Keyv prefixes keys with `namespace:`), or the whole cache without one. A
+   * namespace `a:b` is the tiercache namespace `b` inside `a`.
+   */
   async clear(): Promise<void> {
     const namespace = this.namespace;
-    await (namespace === undefined || namespace === '' ? this.#cache : this.#cache.namespace(namespace)).clear();
+    let scope = this.#cache;
+    if (namespace !== undefined && namespace !== '') {
+      for (const part of namespace.split(':')) scope = scope.namespace(part);
+    }
+    await scope.clear();
   }
 
   /** Closes the cache if the adapter created it; a cache passed in stays open (its owner closes it). */

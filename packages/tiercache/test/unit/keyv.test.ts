@@ -24,6 +24,18 @@ describe('KeyvTiercache', () => {
     await cache.close();
   });
 
+  it('clears only its own namespace, nested ones included', async () => {
+    const cache = createCache({ memory: { maxEntries: 100 } });
+    const nested = new Keyv({ store: new KeyvTiercache(cache), namespace: 'app:v2' });
+    const other = new Keyv({ store: new KeyvTiercache(cache), namespace: 'app' });
+    await nested.set('a', 1);
+    await other.set('b', 2);
+    await nested.clear();
+    expect(await nested.get('a')).toBeUndefined();
+    expect(await other.get('b')).toBe(2);
+    await cache.close();
+  });
+
   it('gives a set without a TTL the cache ttl and one with a TTL its own', async () => {
     let now = 0;
     const cache = createCache({ memory: { maxEntries: 100 }, ttl: '1m', clock: { now: () => now } });
