@@ -1,3 +1,4 @@
+import { parse as parseDuration } from '@lukeed/ms';
 import type { Cache, Loader } from '../cache.js';
 import { ConfigurationError, describeValue } from '../errors.js';
 import type { GetOrSetOptions } from '../options.js';
@@ -64,6 +65,21 @@ export interface KeyDefinition<T, A extends readonly unknown[] = [params: KeyPar
 
 const VERSION_SUFFIX = '@v';
 
+/** The checks the cache applies to a duration, here at definition time so a typo fails at startup, not at a read. */
+function checkDuration(name: string, value: unknown, allowZero: boolean): void {
+  let ms: number | undefined;
+  if (typeof value === 'number') ms = value;
+  else if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*[a-z]*\s*$/i.test(value)) {
+    ms = /^\s*0+(\.0+)?\s*[a-z]*\s*$/i.test(value) ? 0 : parseDuration(value.trim());
+  }
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (Math.round(ms) === 0 && !allowZero)) {
+    const what = allowZero ? 'a non-negative duration' : 'a positive duration';
+    throw new ConfigurationError(
+      `Expected \`${name}\` to be ${what} (milliseconds or a string like '250ms', '5m', '1h'), got ${describeValue(value)}`,
+    );
+  }
+}
+
 function checkVersion(version: unknown): number {
   if (version === undefined) return 1;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
@@ -92,12 +108,18 @@ export function defineKey<T, A extends readonly unknown[] = [params: KeyParams]>
   const build = keyBuilder(template);
   const suffix = version === 1 ? '' : `${VERSION_SUFFIX}${version}`;
   const { ttl, grace, tags, description } = options;
-  if (tags !== undefined && typeof tags !== 'function' && !Array.isArray(tags)) {
+  const source = typeof template === 'string' ? template : '(function)';
+  if (ttl !== undefined) checkDuration(`ttl\` of the key \`${source}`, ttl, false);
+  if (grace !== undefined) checkDuration(`grace\` of the key \`${source}`, grace, true);
+  if (
+    tags !== undefined &&
+    typeof tags !== 'function' &&
+    !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string' && tag.length > 0))
+  ) {
     throw new ConfigurationError(
-      `Expected \`tags\` to be an array of strings or a function, got ${describeValue(tags)}`,
+      `Expected \`tags\` of the key \`${source}\` to be an array of non-empty strings or a function, got ${describeValue(tags)}`,
     );
   }
-  const source = typeof template === 'string' ? template : '(function)';
 
   const key = ((...args: A) => `${build(...args)}${suffix}`) as KeyDefinition<T, A>;
   const optionsFor = (...args: A): GetOrSetOptions => {

@@ -171,6 +171,17 @@ describe('defineKey', () => {
     expect(() => defineKey('k:{0}', { version: 1.5 })).toThrow(ConfigurationError);
   });
 
+  it('refuses a TTL, grace or tags the cache would refuse, when the key is defined', () => {
+    expect(() => defineKey('product:{id}', { ttl: -5 })).toThrow(
+      "Expected `ttl` of the key `product:{id}` to be a positive duration (milliseconds or a string like '250ms', '5m', '1h'), got `-5` (number)",
+    );
+    expect(() => defineKey('product:{id}', { ttl: 'soon' })).toThrow(ConfigurationError);
+    expect(() => defineKey('product:{id}', { ttl: '0s' })).toThrow(ConfigurationError);
+    expect(() => defineKey('product:{id}', { grace: '0' })).not.toThrow();
+    expect(() => defineKey('product:{id}', { tags: [''] })).toThrow('array of non-empty strings');
+    expect(() => defineKey('product:{id}', { ttl: '90s', grace: '1d', tags: ['p'] })).not.toThrow();
+  });
+
   it('appends the version to a key function too', () => {
     const key = defineKey<number, [a: number]>((a) => `square:${a}`, { version: 3 });
     expect(key(4)).toBe('square:4@v3');
