@@ -1,4 +1,6 @@
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import type { Plugin } from 'vite';
 import { defineConfig } from 'vitest/config';
 
 // Workspaces import the library by name; tests run it from source so no build is needed first.
@@ -8,7 +10,36 @@ const alias = [
   { find: /^tiercache\/http$/, replacement: src('http/index.ts') },
   { find: /^tiercache\/alerts$/, replacement: src('observability/webhook.ts') },
   { find: /^tiercache\/testing$/, replacement: src('testing/index.ts') },
+  { find: /^tiercache\/decorators$/, replacement: src('decorators/index.ts') },
+  { find: /^tiercache\/keyv$/, replacement: src('keyv/index.ts') },
 ];
+
+/**
+ * Compiles the decorator suites with TypeScript itself, once per decorator flavour, so both really run: TC39 standard
+ * decorators (TypeScript's default) and legacy `experimentalDecorators` (+ metadata, as NestJS compiles).
+ */
+function typescriptDecorators(legacy: boolean, files: RegExp): Plugin {
+  return {
+    name: `typescript-decorators-${legacy ? 'legacy' : 'standard'}`,
+    enforce: 'pre',
+    transform(code, id) {
+      if (!files.test(id)) return undefined;
+      const { outputText, sourceMapText } = ts.transpileModule(code, {
+        fileName: id,
+        compilerOptions: {
+          target: ts.ScriptTarget.ES2022,
+          module: ts.ModuleKind.ESNext,
+          experimentalDecorators: legacy,
+          emitDecoratorMetadata: legacy,
+          sourceMap: true,
+        },
+      });
+      return { code: outputText, map: sourceMapText ?? null };
+    },
+  };
+}
+const decoratorSuites = /\/test\/decorators\/.*\.ts$/;
+const nestExample = /\/examples\/nestjs\/(src|test)\/.*\.ts$/;
 
 export default defineConfig({
   test: {
@@ -20,6 +51,27 @@ export default defineConfig({
           // Projects run one after another (unit first); each sets its own parallelism.
           sequence: { groupOrder: 0 },
           include: ['packages/tiercache/test/unit/**/*.test.ts'],
+          environment: 'node',
+        },
+      },
+      ...[false, true].map((legacy) => ({
+        resolve: { alias },
+        plugins: [typescriptDecorators(legacy, decoratorSuites)],
+        test: {
+          name: legacy ? 'decorators-legacy' : 'decorators-standard',
+          sequence: { groupOrder: 0 },
+          include: ['packages/tiercache/test/decorators/**/*.test.ts'],
+          environment: 'node',
+          env: { DECORATORS_COMPILATION: legacy ? 'legacy' : 'standard' },
+        },
+      })),
+      {
+        resolve: { alias },
+        plugins: [typescriptDecorators(true, nestExample)],
+        test: {
+          name: 'nestjs',
+          sequence: { groupOrder: 0 },
+          include: ['examples/nestjs/test/**/*.test.ts'],
           environment: 'node',
         },
       },

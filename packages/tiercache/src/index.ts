@@ -42,3 +42,14 @@ export type { CacheEvents, Disposer, Listener } from './observability/events.js'
 export type { CacheStats, RedisState } from './observability/stats.js';
 export type { BreakerSnapshot, BreakerState, BreakerTransition } from './resilience/breaker.js';
 export type { Clock, Duration } from './types.js';
+export { defineKey, defineKeys, isKeyDefinition, listKeys } from './keys/define.js';
+export type { AnyKeyDefinition, Key, KeyDefinition, KeyInfo, KeyOptions, KeyParams, KeyValue } from './keys/define.js';
+export { encodeKeyPart } from './keys/template.js';
+export type { KeyPart, KeyTemplate } from './keys/template.js';
+export { typed } from './keys/typed-cache.js';
+export type { TypedCache, TypedKeyMethods } from './keys/typed-cache.js';
+export { cached } from './decorators/cached.js';
+export type { CachedFunction, CachedOptions } from './decorators/cached.js';
+export { setDefaultCache } from './decorators/default-cache.js';
+export { cacheOptionsFromEnv, createCacheFromEnv } from './env.js';
+export type { EnvOptions } from './env.js';

@@ -2,6 +2,7 @@ import type { CacheEvents, Disposer, Listener } from '../observability/events.js
 import type { CacheStats, RedisState } from '../observability/stats.js';
 import type { GetOrSetOptions, SetOptions } from '../options.js';
 import type { BreakerState } from '../resilience/breaker.js';
+import type { Key } from '../keys/define.js';
 import type { Duration } from '../types.js';
 import type { Loader } from './loader-runner.js';
 import type { ReadResult } from './view.js';
@@ -18,9 +19,10 @@ export interface CacheHealth {
 
 export interface Cache {
   /** The value, or undefined on a miss. A Redis failure is a miss, never an error. */
-  get<T = unknown>(key: string): Promise<T | undefined>;
-  getWithMeta<T = unknown>(key: string): Promise<ReadResult<T> | undefined>;
-  set<T>(key: string, value: T, options?: SetOptions): Promise<void>;
+  get<T = unknown>(key: Key<T>): Promise<T | undefined>;
+  getWithMeta<T = unknown>(key: Key<T>): Promise<ReadResult<T> | undefined>;
+  /** Writes both tiers. With a typed key (`defineKey<T>`), `value` must be a `T`. */
+  set<T>(key: Key<T>, value: NoInfer<T>, options?: SetOptions): Promise<void>;
   has(key: string): Promise<boolean>;
   /** True when the key existed in either tier. */
   delete(key: string): Promise<boolean>;
@@ -35,8 +37,8 @@ export interface Cache {
    * and once across processes while the distributed lock holds. A loader failure is the caller's error unless a stale
    * copy within grace can be served.
    */
-  getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
-  getOrSetWithMeta<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>>;
+  getOrSet<T>(key: Key<T>, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
+  getOrSetWithMeta<T>(key: Key<T>, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>>;
   /**
    * Makes every entry written with any of these tags a miss, in every instance, once it resolves. Entries written
    * after it are not affected. Scoped to this cache's prefix (or namespace).
