@@ -121,9 +121,11 @@ export class ReadPath {
       return out;
     }
     const fullKeys = missing.map((i) => view.prefix + (keys[i] as string));
-    const watches = fullKeys.map((fullKey) => this.#coherence.watchRead(fullKey));
+    // Without memory there is no copy to keep out of it: no marks to take.
+    const watches =
+      this.#memory === undefined ? undefined : fullKeys.map((fullKey) => this.#coherence.watchRead(fullKey));
     const values = await batcher.readMany(fullKeys);
-    const keep = fullKeys.map((fullKey, j) => this.#coherence.endRead(fullKey, watches[j]));
+    const keep = watches?.map((watch, j) => this.#coherence.endRead(fullKeys[j] as string, watch));
     if (values === UNREACHED) {
       counters.misses += missing.length;
       return out;
@@ -137,7 +139,7 @@ export class ReadPath {
         return;
       }
       counters.redisHits++;
-      if (keep[j] === true) this.remember(fullKeys[j] as string, entry, raw.length, now);
+      if (keep?.[j] === true) this.remember(fullKeys[j] as string, entry, raw.length, now);
       out[index] = entry.value;
     });
     return out;

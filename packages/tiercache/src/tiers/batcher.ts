@@ -11,6 +11,8 @@ export type Unreached = typeof UNREACHED;
 export type RawValue = string | null | undefined;
 
 const NOT_SENT: Promise<Unreached> = Promise.resolve(UNREACHED);
+/** The `at` of a multi-get that is the batch's first read: it takes the batch's values as they are. */
+const IDENTITY: readonly number[] = Object.freeze([]);
 const WRITE_SKIPPED: Promise<RemoteOutcome<never>> = Promise.resolve({ ok: false });
 
 /** A "value or lock" answer, with the token the lock was taken with. */
@@ -72,7 +74,7 @@ export class TurnBatcher {
   readonly #report: TurnBatcherOptions['report'];
 
   #keys: string[] = [];
-  #index = new Map<string, number>();
+  #index: Map<string, number> | undefined;
   #readKey: string | undefined;
   #reads: ReadRequest[] = [];
   #locks: LockRequest[] = [];
@@ -104,7 +106,13 @@ export class TurnBatcher {
   readMany(fullKeys: readonly string[]): Promise<readonly RawValue[] | Unreached> {
     if (this.#skip('read')) return NOT_SENT;
     return new Promise((resolve) => {
-      const at = fullKeys.map((fullKey) => this.#slot(fullKey, undefined));
+      let at: readonly number[];
+      if (this.#keys.length === 0) {
+        // The turn's first read: its keys are the batch's, as they are (an mget alone is sent and answered as is).
+        this.#keys = fullKeys.slice();
+        this.#readKey = undefined;
+        at = IDENTITY;
+      } else at = fullKeys.map((fullKey) => this.#slot(fullKey, undefined));
       this.#reads.push({ at, resolve: resolve as ReadRequest['resolve'] });
       this.#queued(this.#keys.length);
     });
@@ -142,13 +150,27 @@ export class TurnBatcher {
     return false;
   }
 
+  /** The index of `fullKey` in this turn's batch: a key asked for twice in one turn is sent once. */
   #slot(fullKey: string, key: string | undefined): number {
-    const known = this.#index.get(fullKey);
+    const keys = this.#keys;
+    if (keys.length === 0) {
+      keys.push(fullKey);
+      this.#readKey = key;
+      return 0;
+    }
+    let index = this.#index;
+    if (index === undefined) {
+      // Built only once a second read joins the batch.
+      index = new Map();
+      for (let i = keys.length - 1; i >= 0; i--) index.set(keys[i] as string, i);
+      this.#index = index;
+    }
+    const known = index.get(fullKey);
     if (known !== undefined) return known;
-    const at = this.#keys.length;
-    this.#keys.push(fullKey);
-    this.#index.set(fullKey, at);
-    this.#readKey = at === 0 ? key : undefined;
+    const at = keys.length;
+    keys.push(fullKey);
+    index.set(fullKey, at);
+    this.#readKey = undefined;
     return at;
   }
 
@@ -177,7 +199,7 @@ export class TurnBatcher {
     const reads = this.#reads;
     const reportKey = reads.length === 1 ? this.#readKey : undefined;
     this.#keys = [];
-    this.#index = new Map();
+    this.#index = undefined;
     this.#reads = [];
     this.#readKey = undefined;
     this.#inflight++;
@@ -204,7 +226,7 @@ export class TurnBatcher {
         const values = outcome.value;
         for (const read of reads) {
           const at = read.at;
-          read.resolve(typeof at === 'number' ? values[at] : at.map((i) => values[i]));
+          read.resolve(typeof at === 'number' ? values[at] : at === IDENTITY ? values : at.map((i) => values[i]));
         }
       });
   }

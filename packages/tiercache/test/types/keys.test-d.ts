@@ -129,3 +129,17 @@ describe('decorators', () => {
     CacheEvict({ key: 'k', beforeInvocation: 'yes' });
   });
 });
+
+describe('the Cache interface itself', () => {
+  it('types its keyed methods by a typed key, without typed()', () => {
+    expectTypeOf(plain.getOrSet(ProductKey({ id: 1 }), load)).toEqualTypeOf<Promise<Product>>();
+    expectTypeOf(plain.get(ProductKey({ id: 1 }))).toEqualTypeOf<Promise<Product | undefined>>();
+    // @ts-expect-error a loader of another type does not compile against a typed key
+    void plain.getOrSet(ProductKey({ id: 1 }), async () => 'not a product');
+    // @ts-expect-error nor does a value of another type
+    void plain.set(ProductKey({ id: 1 }), { id: 1 });
+    // A plain string key is typed as before: by the loader, or unknown.
+    expectTypeOf(plain.getOrSet('any', async () => 42)).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(plain.get('any')).toEqualTypeOf<Promise<unknown>>();
+  });
+});
