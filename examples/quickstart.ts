@@ -13,8 +13,8 @@ async function loadUser(id: number) {
 const redis = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const cache = createCache({ prefix: 'quickstart', redis, ttl: '5m', grace: '1h' });
 const other = createCache({ prefix: 'quickstart', redis }); // a second instance of the same service
-await new Promise((resolve) => setTimeout(resolve, 200)); // give the connections a moment (optional)
-if (cache.stats().redis.state !== 'ready') console.log(`Redis not reachable at ${redis}: memory only`);
+// No waiting for the connection: a call made while it is being set up waits for it (within the Redis timeout).
+cache.on('redis:down', () => console.log(`Redis not reachable at ${redis}: memory + the loader only`));
 
 // Cache-aside with single-flight: 100 concurrent callers, one database query.
 const users = await Promise.all(

@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { Logger } from './meta.js';
 import { runNewsWorker } from './news/worker.js';
-import { waitForRedis } from './plugins/cache.js';
 import { runTrendsBatch, trendsEvictor } from './trends/batch.js';
 
 /**
@@ -78,7 +77,7 @@ export function scheduleJobs(app: FastifyInstance, config: Config): void {
     jobs.push(worker);
     app.addHook('onReady', async () => {
       // Give a Redis that is starting with us a moment, so the first warm-up reaches it and not only this memory tier.
-      void waitForRedis(app.cache, 2000).then(() => worker.start(config.workerIntervalMs));
+      void app.cache.ready('2s').then(() => worker.start(config.workerIntervalMs));
     });
   }
 

@@ -59,44 +59,31 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * Logs Redis going away once (with how to start it) and coming back once, instead of a line per failed command or
- * reconnect attempt. The cache counts those; the dashboard charts them.
+ * Logs Redis going away once (with how to start it) and coming back once, from the cache's own `redis:down` and
+ * `redis:up` events, instead of a line per failed command or reconnect attempt. The cache counts those; the dashboard
+ * charts them. Commands that failed are logged at debug level.
  */
 export function watchRedis(cache: Cache, redisUrl: string, log: FastifyBaseLogger): () => void {
   const where = redactUrl(redisUrl);
-  let down = false;
-  let wasReady = false;
-  const startedAt = Date.now();
-  const warn = (reason: string): void => {
-    down = true;
-    log.warn(
-      `Redis is not reachable at ${where} (${reason}): serving from memory + the database, /health reports degraded. ` +
-        'Start Redis with `redis-server --daemonize yes` (Debian: `apt-get install redis-server`).',
-    );
-  };
-  const stop = cache.on('error', ({ operation, key, error }) => {
-    if (operation === 'connection') {
-      if (!down) warn(error.message);
-    } else {
-      log.debug({ operation, key, code: error.code }, `cache: ${error.message}`);
-    }
-  });
-  const timer = setInterval(() => {
-    const { redis } = cacheStatus(cache);
-    if (redis === 'ready') {
-      if (down) log.info(`Redis is back at ${where}: reads and writes go through it again`);
-      down = false;
-      wasReady = true;
-    } else if (redis === 'unavailable' && !down && (wasReady || Date.now() - startedAt >= 3000)) {
-      // Covers a server that went away without a connection error yet, and one that is blackholed at start-up
-      // (no error, only a client that never becomes ready).
-      warn(wasReady ? 'connection lost' : 'no connection after 3 s');
-    }
-  }, 1000);
-  timer.unref();
+  let wasUp = false;
+  const stops = [
+    cache.on('redis:down', ({ error }) => {
+      log.warn(
+        `Redis is not reachable at ${where} (${error?.message ?? (wasUp ? 'connection lost' : 'no connection')}): ` +
+          'serving from memory + the database, /health reports degraded. ' +
+          'Start Redis with `redis-server --daemonize yes` (Debian: `apt-get install redis-server`).',
+      );
+    }),
+    cache.on('redis:up', () => {
+      if (wasUp) log.info(`Redis is back at ${where}: reads and writes go through it again`);
+      wasUp = true;
+    }),
+    cache.on('error', ({ operation, key, error }) => {
+      if (operation !== 'connection') log.debug({ operation, key, code: error.code }, `cache: ${error.message}`);
+    }),
+  ];
   return () => {
-    clearInterval(timer);
-    stop();
+    for (const stop of stops) stop();
   };
 }
 
@@ -123,17 +110,3 @@ export const cachePlugin = fp<CachePluginOptions>(
   },
   { name: 'cache', fastify: '5.x' },
 );
-
-/**
- * Resolves true once the cache's Redis connection is ready, false after `timeoutMs`. The library connects in the
- * background and offers no way to await it, so this polls its stats.
- */
-export async function waitForRedis(cache: Cache, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { redis } = cacheStatus(cache);
-    if (redis === 'ready') return true;
-    if (redis === 'off' || Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}

@@ -5,7 +5,6 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import type { Config } from '../../src/config.js';
 import type { Db } from '../../src/db/index.js';
-import { waitForRedis } from '../../src/plugins/cache.js';
 import { pgliteDir, POSTGRES_URL, postgresSchema } from './db.js';
 
 export const INTERNAL_KEY = 'test-internal-key-0123456789';
@@ -90,7 +89,7 @@ export async function startApp(options: StartOptions): Promise<TestApp> {
   try {
     if (options.listen) url = await app.listen({ port: 0, host: '127.0.0.1' });
     else await app.ready();
-    if ((options.waitForRedis ?? env['REDIS_URL'] !== undefined) && !(await waitForRedis(app.cache, 5000))) {
+    if ((options.waitForRedis ?? env['REDIS_URL'] !== undefined) && !(await app.cache.ready('5s'))) {
       throw new Error(`the app's cache did not connect to ${env['REDIS_URL']}`);
     }
   } catch (error) {
