@@ -8,10 +8,12 @@ import { join } from 'node:path';
 import { BENCH_DIR, SETTINGS, parseArgs, runBench } from './bench.js';
 import { killAllStarted } from './redis-server.js';
 import { killChildren } from './workloads/w6-cross-process.js';
+import { killServices } from './workloads/w9-service-batching.js';
 
 function abort(reason: string, code: number): never {
   process.stderr.write(`\n${reason}\n`);
   killChildren();
+  killServices();
   killAllStarted();
   process.exit(code);
 }

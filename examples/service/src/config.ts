@@ -46,6 +46,8 @@ export const EnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   CACHE_PREFIX: z.string().min(1).max(200).default('tiercache-demo:'),
   CACHE_DISABLED: optional(flag),
+  CACHE_MEMORY: optional(flag),
+  CACHE_BATCHING: optional(flag),
   INTERNAL_KEY: optional(z.string().min(16, 'expected at least 16 characters')),
   WORKER_INTERVAL: optional(interval),
   TRENDS_INTERVAL: optional(interval),
@@ -62,6 +64,10 @@ export interface Config {
   readonly redisUrl: string;
   readonly cachePrefix: string;
   readonly cacheDisabled: boolean;
+  /** The in-process tier (CACHE_MEMORY=0 turns it off: every read goes to Redis, for the batching comparison). */
+  readonly cacheMemory: boolean;
+  /** Same-turn batching of Redis commands (CACHE_BATCHING=0 sends each command on its own). */
+  readonly cacheBatching: boolean;
   readonly internalKey: string;
   /** True when INTERNAL_KEY was not set and the well-known development key is in use. */
   readonly internalKeyIsDefault: boolean;
@@ -94,6 +100,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL,
     cachePrefix: e.CACHE_PREFIX,
     cacheDisabled: e.CACHE_DISABLED ?? false,
+    cacheMemory: e.CACHE_MEMORY ?? true,
+    cacheBatching: e.CACHE_BATCHING ?? true,
     internalKey: e.INTERNAL_KEY ?? DEV_INTERNAL_KEY,
     internalKeyIsDefault: e.INTERNAL_KEY === undefined,
     workerIntervalMs: e.WORKER_INTERVAL ?? 5 * 60_000,

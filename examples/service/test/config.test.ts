@@ -9,6 +9,8 @@ describe('the environment', () => {
       host: '127.0.0.1',
       redisUrl: 'redis://127.0.0.1:6379',
       cacheDisabled: false,
+      cacheMemory: true,
+      cacheBatching: true,
       internalKeyIsDefault: true,
       workerIntervalMs: 300_000,
       trendsIntervalMs: 600_000,
@@ -23,10 +25,18 @@ describe('the environment', () => {
       WORKER_INTERVAL: '30s',
       TRENDS_INTERVAL: 'off',
       CACHE_DISABLED: '1',
+      CACHE_MEMORY: '0',
+      CACHE_BATCHING: 'no',
       INTERNAL_KEY: 'a-long-enough-secret',
     });
     expect(config.database).toEqual({ kind: 'postgres', url: 'postgres://u@db.internal:5432/shop', schema: undefined });
-    expect(config).toMatchObject({ workerIntervalMs: 30_000, trendsIntervalMs: 0, cacheDisabled: true });
+    expect(config).toMatchObject({
+      workerIntervalMs: 30_000,
+      trendsIntervalMs: 0,
+      cacheDisabled: true,
+      cacheMemory: false,
+      cacheBatching: false,
+    });
   });
 
   it('reads the intervals with the library duration parser, so 1.5h and 1d mean what they mean to the cache', () => {

@@ -34,6 +34,9 @@ export function cacheOptions(config: Config): CacheOptions {
     // The library's default with Redis, spelled out because the service depends on it: a write on one instance drops
     // the copy in every other instance's memory tier (test/two-instances.test.ts).
     bus: true,
+    // Both on by default; the switches exist for the benchmark that compares batching on and off (bench W9).
+    ...(config.cacheMemory ? {} : { memory: false as const }),
+    ...(config.cacheBatching ? {} : { batching: false as const }),
   };
 }
 
