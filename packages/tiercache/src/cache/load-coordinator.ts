@@ -9,7 +9,7 @@ import type { RemoteAccessor } from '../tiers/remote-accessor.js';
 import type { BackgroundTasks } from '../tasks.js';
 import type { Clock } from '../types.js';
 import type { Flight, Loader, LoaderRunner } from './loader-runner.js';
-import type { ReadPath } from './read-path.js';
+import type { ReadPath, RemoteEntry } from './read-path.js';
 import type { ReadResult, View } from './view.js';
 import type { WritePath } from './write-path.js';
 
@@ -120,83 +120,100 @@ export class LoadCoordinator {
   }
 
   async #load(request: LoadRequest, flight: Flight): Promise<ReadResult<unknown>> {
-    const { reads, counters, clock } = this.#o;
-    const { view, key, fullKey, options, inMemory, refresh } = request;
+    const { fullKey, inMemory, refresh } = request;
     const lockOn = this.#o.options.lock !== false && this.#lockRemote !== undefined;
-    const lockKey = lockKeyFor(view.prefix, fullKey);
+    const lockKey = lockKeyFor(request.view.prefix, fullKey);
     // A load asks Redis "the value, or else the lock" in one round trip; a refresh replaces a fresh value, so it
     // reads first and takes the lock without the guard (below).
-    const first = lockOn && !refresh ? await reads.readOrLock(key, fullKey, lockKey) : undefined;
-    const read = first === undefined ? await reads.readRemote(key, fullKey) : first.found;
-    let lease = first?.lease;
+    const first = lockOn && !refresh ? await this.#o.reads.readOrLock(request.key, fullKey, lockKey) : undefined;
+    const read = first === undefined ? await this.#o.reads.readRemote(request.key, fullKey) : first.found;
     // Redis did not answer: take no lock and write in the background, so this call costs at most one Redis timeout.
     const degraded = read === UNREACHED;
     const found = degraded ? undefined : read;
+    let lease = first?.lease;
+    const answered = this.#answerFromRedis(request, found);
+    if (answered !== undefined) {
+      await lease?.release();
+      return answered;
+    }
     let stale = inMemory;
-    if (refresh) {
-      // Another process may have refreshed already: a newer fresh copy in Redis makes this refresh unnecessary.
-      if (found !== undefined && inMemory !== undefined && found.entry.createdAt > inMemory.createdAt) {
-        const fresh = reads.fromRemote(fullKey, found);
-        if (fresh !== undefined) return fresh;
-      }
-    } else {
-      const fresh = reads.fromRemote(fullKey, found);
-      if (fresh !== undefined) {
-        await lease?.release();
-        counters.redisHits++;
-        // A hit from Redis past the refresh point refreshes too (memory off, or a copy memory no longer holds); on a
-        // later turn, once this flight has left the single-flight map.
-        if (options.refreshAhead !== undefined && found !== undefined) {
-          const entry = found.entry;
-          setImmediate(() => this.maybeRefresh(request, entry, clock.now()));
-        }
-        return fresh;
-      }
-      if (found !== undefined && (stale === undefined || found.entry.createdAt > stale.createdAt)) stale = found.entry;
-      counters.misses++;
+    if (!refresh && found !== undefined && (stale === undefined || found.entry.createdAt > stale.createdAt)) {
+      stale = found.entry;
     }
-    if (stale !== undefined && clock.now() >= stale.graceUntil) stale = undefined;
-
-    // Fail-safe backoff: the loader failed recently for this key and a stale copy stands in; do not hammer the origin.
-    const retryAt = this.#backoff.get(fullKey);
-    if (stale !== undefined && retryAt !== undefined) {
-      if (clock.now() < retryAt) {
-        await lease?.release();
-        return this.#o.runner.serveStale(stale);
-      }
-      this.#backoff.delete(fullKey);
+    if (stale !== undefined && this.#o.clock.now() >= stale.graceUntil) stale = undefined;
+    const instead = await this.#insteadOfLoading(request, stale);
+    if (instead !== undefined) {
+      await lease?.release();
+      return instead;
     }
-
-    // A miss while this process refreshes the key (the refresh outlived the copy): its result is this call's answer,
-    // rather than a second loader call here. Unless it ended without a value (another process refreshes): then on.
-    const refreshing = refresh ? undefined : this.#refreshing.get(fullKey);
-    if (refreshing !== undefined) {
-      const result = await refreshing.catch(() => undefined);
-      if (result?.source === 'origin' || result?.source === 'redis') {
-        await lease?.release();
-        return result;
-      }
-    }
-
-    if (lease !== undefined) counters.locksAcquired++;
+    if (lease !== undefined) this.#o.counters.locksAcquired++;
     else if (!degraded && lockOn) {
       const outcome = refresh
-        ? await this.#refreshLock(key, fullKey, lockKey, inMemory?.createdAt ?? 0)
-        : await this.#waitForHolder(key, fullKey, lockKey);
+        ? await this.#refreshLock(request.key, fullKey, lockKey, inMemory?.createdAt ?? 0)
+        : await this.#waitForHolder(request.key, fullKey, lockKey);
       if (outcome.kind === 'value') return outcome.result;
-      if (outcome.kind === 'busy') {
-        // Only refreshes get here, and nobody awaits a refresh's answer but the single-flight map: no stale hit counted.
-        return { value: inMemory?.value, source: 'memory', expiresInMs: 0 };
-      }
+      // Only refreshes are busy, and nobody awaits a refresh's answer but the single-flight map: no stale hit counted.
+      if (outcome.kind === 'busy') return { value: inMemory?.value, source: 'memory', expiresInMs: 0 };
       lease = outcome.lease;
     }
-    const loadedStale = stale;
+    return this.#run(request, flight, { stale, lease, degraded });
+  }
+
+  /** What Redis had, when it answers the call: a fresh hit for a load, a newer copy for a refresh. Counts the miss. */
+  #answerFromRedis(request: LoadRequest, found: RemoteEntry | undefined): ReadResult<unknown> | undefined {
+    const { reads, counters, clock } = this.#o;
+    const { fullKey, inMemory, options } = request;
+    if (request.refresh) {
+      // Another process may have refreshed already: a newer fresh copy in Redis makes this refresh unnecessary.
+      const newer = found !== undefined && inMemory !== undefined && found.entry.createdAt > inMemory.createdAt;
+      return newer ? reads.fromRemote(fullKey, found) : undefined;
+    }
+    const fresh = reads.fromRemote(fullKey, found);
+    if (fresh === undefined) {
+      counters.misses++;
+      return undefined;
+    }
+    counters.redisHits++;
+    // A hit from Redis past the refresh point refreshes too (memory off, or a copy memory no longer holds); on a later
+    // turn, once this flight has left the single-flight map.
+    if (options.refreshAhead !== undefined && found !== undefined) {
+      const entry = found.entry;
+      setImmediate(() => this.maybeRefresh(request, entry, clock.now()));
+    }
+    return fresh;
+  }
+
+  /**
+   * An answer that makes the loader call unnecessary: the stale copy while the fail-safe backs off from a failing
+   * loader, or the result of this process's own refresh of the key (it outlived the copy).
+   */
+  async #insteadOfLoading(request: LoadRequest, stale: Entry | undefined): Promise<ReadResult<unknown> | undefined> {
+    const { fullKey } = request;
+    const retryAt = this.#backoff.get(fullKey);
+    if (stale !== undefined && retryAt !== undefined) {
+      if (this.#o.clock.now() < retryAt) return this.#o.runner.serveStale(stale);
+      this.#backoff.delete(fullKey);
+    }
+    // Unless the refresh ended without a value (another process refreshes): then this call loads.
+    const refreshing = request.refresh ? undefined : this.#refreshing.get(fullKey);
+    if (refreshing === undefined) return undefined;
+    const result = await refreshing.catch(() => undefined);
+    return result?.source === 'origin' || result?.source === 'redis' ? result : undefined;
+  }
+
+  #run(
+    request: LoadRequest,
+    flight: Flight,
+    load: { readonly stale: Entry | undefined; readonly lease: Lease | undefined; readonly degraded: boolean },
+  ): Promise<ReadResult<unknown>> {
+    const { view, key, fullKey, options } = request;
+    const { lease, degraded } = load;
     return this.#o.runner.run({
       key,
       fullKey,
       loader: request.loader,
       options,
-      stale: loadedStale,
+      stale: load.stale,
       lease,
       flight,
       store: (value, startedAt, mark) => {

@@ -14,3 +14,20 @@ export function toCacheError(error: unknown, key?: string): CacheError {
   }
   return new ConnectionError(`Redis command failed: ${message}`, { cause: error, key });
 }
+
+/** `promise`, or a rejection with `timeoutError()` after `ms`, whichever comes first; the timer never outlives it. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, timeoutError: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timeoutError()), Math.max(1, ms));
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}

@@ -43,22 +43,11 @@ export class RedisBatches {
    * the replies in the order of `ops`; the first error is thrown.
    */
   async pipeline(ops: readonly PipelineOp[]): Promise<unknown[]> {
-    const groups =
-      this.#client instanceof Cluster ? [...groupBySlot(ops, (op) => op.slotKey).values()] : [ops.map((_, i) => i)];
-    const out = new Array<unknown>(ops.length);
-    await Promise.all(
-      groups.map(async (indexes) => {
-        const pipeline = this.#client.pipeline();
-        for (const i of indexes) (ops[i] as PipelineOp).add(pipeline);
-        const results = (await this.#bound(pipeline.exec())) ?? [];
-        indexes.forEach((index, j) => {
-          const [error, reply] = results[j] ?? [new Error('missing pipeline reply'), undefined];
-          if (error) throw error;
-          out[index] = reply;
-        });
-      }),
-    );
-    return out;
+    const results = await this.#pipelineSettled(ops);
+    return results.map(([error, reply]) => {
+      if (error) throw error;
+      return reply;
+    });
   }
 
   async readOrLock(

@@ -1,7 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { CacheError } from '../errors.js';
-import { toCacheError } from './errors.js';
+import { toCacheError, withTimeout } from './errors.js';
 
 export { toCacheError } from './errors.js';
 import type {
@@ -148,20 +148,8 @@ export class RedisTier implements RemoteTier {
   }
 
   #bound<T>(promise: Promise<T>): Promise<T> {
-    if (!this.#wrapTimeout) return promise;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('Command timed out')), this.#timeoutMs);
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
-    });
+    // The same error ioredis' own commandTimeout raises, so toCacheError maps both alike.
+    return this.#wrapTimeout ? withTimeout(promise, this.#timeoutMs, () => new Error('Command timed out')) : promise;
   }
 
   /**

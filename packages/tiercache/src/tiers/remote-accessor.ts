@@ -1,8 +1,8 @@
-import { CacheTimeoutError, CircuitOpenError, ConnectionError, isOutageError } from '../errors.js';
+import { CacheTimeoutError, CircuitOpenError, isOutageError } from '../errors.js';
 import type { CacheError } from '../errors.js';
 import type { Counters } from '../observability/stats.js';
 import type { CallPolicy, RemoteStatus, RemoteTier } from '../types.js';
-import { toCacheError } from './errors.js';
+import { toCacheError, withTimeout } from './errors.js';
 
 /** What a Redis call came to: its value, or why there is none (`error` undefined: skipped without trying). */
 export type RemoteOutcome<T> =
@@ -210,19 +210,7 @@ export class RemoteAccessor {
 
   #bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
     if (ms >= this.#timeoutMs) return promise;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new CacheTimeoutError('Redis did not answer in time')), Math.max(1, ms));
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : new ConnectionError(String(error)));
-        },
-      );
-    });
+    return withTimeout(promise, ms, () => new CacheTimeoutError('Redis did not answer in time'));
   }
 
   /** Resolves once the connection is ready (true), or false after `ms`. */
