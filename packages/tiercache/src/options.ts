@@ -293,6 +293,16 @@ export function positiveInteger(name: string, value: unknown, max = Number.MAX_S
   return value;
 }
 
+/** A logger option: an object with a `warn(message)` method, or a ConfigurationError naming the option. */
+export function warnLogger<L extends { warn(message: string): void }>(name: string, value: L): L {
+  if (typeof value !== 'object' || value === null || typeof (value as { warn?: unknown }).warn !== 'function') {
+    throw new ConfigurationError(
+      `Expected \`${name}\` to be an object with a warn() method, got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
 /**
  * An http:// or https:// URL, or a ConfigurationError that does not show it (a webhook or internal URL may carry a
  * credential).

@@ -1,3 +1,4 @@
+import { isFresh } from '../entry.js';
 import type { Entry } from '../entry.js';
 import { CacheClosedError, ConfigurationError, InvalidKeyError, describeValue } from '../errors.js';
 import type { Coherence } from '../invalidation/coherence.js';
@@ -98,7 +99,7 @@ export class TierCache implements Cache {
     if (memory !== undefined) {
       const now = clock.now();
       const entry = reads.memoryEntry(this.#view, key, now);
-      if (entry !== undefined && now < entry.expiresAt) {
+      if (entry !== undefined && isFresh(entry, now)) {
         counters.memoryHits++;
         return Promise.resolve(entry.value as T);
       }
@@ -156,7 +157,7 @@ export class TierCache implements Cache {
       const now = clock.now();
       const entry = reads.memoryEntry(this.#view, key, now);
       if (entry !== undefined) {
-        if (now < entry.expiresAt) {
+        if (isFresh(entry, now)) {
           counters.memoryHits++;
           if (resolved.refreshAhead !== undefined) {
             const request = { view: this.#view, key, fullKey, loader: loader as Loader<unknown>, options: resolved };

@@ -1,3 +1,4 @@
+import { isFresh } from '../entry.js';
 import type { Entry, EntryCodec } from '../entry.js';
 import { SerializationError } from '../errors.js';
 import type { Coherence } from '../invalidation/coherence.js';
@@ -74,7 +75,7 @@ export class ReadPath {
     if (this.#memory === undefined) return undefined;
     const now = this.#clock.now();
     const entry = this.memoryEntry(view, key, now);
-    if (entry === undefined || now >= entry.expiresAt) return undefined;
+    if (entry === undefined || !isFresh(entry, now)) return undefined;
     this.#counters.memoryHits++;
     return { value: entry.value, source: 'memory', expiresInMs: entry.expiresAt - now };
   }
@@ -134,7 +135,7 @@ export class ReadPath {
     missing.forEach((index, j) => {
       const raw = values[j];
       const entry = this.#decode(keys[index] as string, raw);
-      if (entry === undefined || typeof raw !== 'string' || now >= entry.expiresAt) {
+      if (entry === undefined || typeof raw !== 'string' || !isFresh(entry, now)) {
         counters.misses++;
         return;
       }
@@ -179,7 +180,7 @@ export class ReadPath {
   fromRemote(fullKey: string, found: RemoteRead): ReadResult<unknown> | undefined {
     if (found === undefined || found === UNREACHED) return undefined;
     const now = this.#clock.now();
-    if (now >= found.entry.expiresAt) return undefined;
+    if (!isFresh(found.entry, now)) return undefined;
     if (found.keep) this.remember(fullKey, found.entry, found.size, now);
     return { value: found.entry.value, source: 'redis', expiresInMs: found.entry.expiresAt - now };
   }

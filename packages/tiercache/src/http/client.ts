@@ -1,5 +1,5 @@
 import { ConfigurationError, describeValue } from '../errors.js';
-import { httpUrl, toMs } from '../options.js';
+import { httpUrl, toMs, warnLogger } from '../options.js';
 import type { Duration } from '../types.js';
 import { EVICT_DEFAULTS } from './core.js';
 import { FailureStreak, attempt, consoleLogger, redactUrl } from './post.js';
@@ -81,12 +81,7 @@ export function createInvalidationClient(options: InvalidationClientOptions = {}
   if (typeof header !== 'string' || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(header)) {
     throw new ConfigurationError(`Expected \`header\` to be an HTTP header name, got ${describeValue(header)}`);
   }
-  const logger = options.logger ?? consoleLogger;
-  if (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function') {
-    throw new ConfigurationError(
-      `Expected \`logger\` to be an object with a warn() method, got ${describeValue(logger)}`,
-    );
-  }
+  const logger = warnLogger('logger', options.logger ?? consoleLogger);
 
   if (options.url === undefined || options.url === '') {
     let told = false;

@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { CacheError, ConfigurationError, InvalidKeyError, describeValue } from '../errors.js';
-import { positiveInteger } from '../options.js';
+import { positiveInteger, warnLogger } from '../options.js';
 
 /** What the endpoint needs from a cache. Structural, so a `Cache` (or a namespace of one) fits as it is. */
 export interface EvictableCache {
@@ -147,12 +147,7 @@ export function createEvictCore(options: EvictHandlerOptions): EvictCore {
   }
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? EVICT_DEFAULTS.maxBodyBytes);
   const maxItems = positiveInteger('maxItems', options.maxItems ?? EVICT_DEFAULTS.maxItems);
-  const logger = options.logger;
-  if (logger !== undefined && (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function')) {
-    throw new ConfigurationError(
-      `Expected \`logger\` to be an object with a warn() method, got ${describeValue(logger)}`,
-    );
-  }
+  const logger = options.logger === undefined ? undefined : warnLogger('logger', options.logger);
 
   const errorBody = options.errorBody;
   if (errorBody !== undefined && typeof errorBody !== 'function') {

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { ConfigurationError, describeValue } from '../errors.js';
 import { FailureStreak, attempt, consoleLogger } from '../http/post.js';
 import type { OutboundLogger } from '../http/post.js';
-import { httpUrl, positiveInteger, toMs } from '../options.js';
+import { httpUrl, positiveInteger, toMs, warnLogger } from '../options.js';
 import type { Duration } from '../types.js';
 import type { AlertKind, AlertNotification } from './alerts.js';
 
@@ -90,12 +90,7 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
     throw new ConfigurationError(`Expected \`format\` to be 'slack' or 'json', got ${describeValue(format)}`);
   }
   const maxInFlight = positiveInteger('maxInFlight', options.maxInFlight ?? WEBHOOK_DEFAULTS.maxInFlight);
-  const logger = options.logger ?? consoleLogger;
-  if (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function') {
-    throw new ConfigurationError(
-      `Expected \`logger\` to be an object with a warn() method, got ${describeValue(logger)}`,
-    );
-  }
+  const logger = warnLogger('logger', options.logger ?? consoleLogger);
   const label = options.label ?? hostname();
   const headers = { ...options.headers, 'content-type': 'application/json' };
   const target = url.href;
