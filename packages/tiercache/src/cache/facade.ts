@@ -3,6 +3,7 @@ import { CacheClosedError, ConfigurationError, InvalidKeyError, describeValue } 
 import type { Coherence } from '../invalidation/coherence.js';
 import type { ReplayQueue } from '../invalidation/replay.js';
 import type { AlertGate } from '../observability/alerts.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { CacheEvents, Disposer, Emitter, Listener } from '../observability/events.js';
 import type { CacheStats, Counters, RedisState } from '../observability/stats.js';
 import { resolveGetOrSetOptions, toMs } from '../options.js';
@@ -34,6 +35,7 @@ export interface CacheParts {
   readonly loads: LoadCoordinator;
   readonly counters: Counters;
   readonly events: Emitter;
+  readonly instruments: Instruments;
   readonly alerts: AlertGate | undefined;
   readonly isClosing: () => boolean;
   /** Closes everything, once; every later call returns the same promise. */
@@ -100,6 +102,7 @@ export class TierCache implements Cache {
       const entry = reads.memoryEntry(this.#view, key, now);
       if (entry !== undefined && now < entry.expiresAt) {
         counters.memoryHits++;
+        if (entry.group !== undefined) reads.memoryHitOf(this.#view, key, entry);
         return Promise.resolve(entry.value as T);
       }
     }
@@ -158,6 +161,7 @@ export class TierCache implements Cache {
       if (entry !== undefined) {
         if (now < entry.expiresAt) {
           counters.memoryHits++;
+          if (entry.group !== undefined) reads.memoryHitOf(this.#view, key, entry);
           if (resolved.refreshAhead !== undefined) {
             const request = { view: this.#view, key, fullKey, loader: loader as Loader<unknown>, options: resolved };
             loads.maybeRefresh({ ...request, inMemory: entry }, entry, now);
@@ -230,15 +234,22 @@ export class TierCache implements Cache {
   }
 
   health(): CacheHealth {
-    const { breaker, busOn, coherence } = this.#parts;
+    const { breaker, busOn, coherence, memory, replay, instruments } = this.#parts;
     const redis = this.#redisState();
     const breakerState = breaker === undefined ? null : breaker.state;
-    const healthy = redis !== 'unavailable' && breakerState !== 'open';
+    const redisWorks = redis !== 'unavailable' && breakerState !== 'open';
+    const coherent = busOn ? redis === 'ready' && coherence.subscriberReady : null;
+    const caches = !this.#parts.isClosing() && (memory !== undefined || (redis !== 'off' && redisWorks));
+    const status = !caches ? 'down' : redisWorks && coherent !== false ? 'ok' : 'degraded';
+    const latencyMs = instruments.lastRedisMs;
     return {
-      status: healthy ? 'ok' : 'degraded',
-      redis,
+      status,
+      redis: { state: redis, up: redis === 'ready', latencyMs: latencyMs === undefined ? null : latencyMs },
       breaker: breakerState,
-      coherent: busOn ? redis === 'ready' && coherence.subscriberReady : null,
+      bus: coherent === null ? null : { coherent, replayPending: replay?.size ?? 0 },
+      memory: memory === undefined ? null : { entries: memory.entries, bytes: memory.bytes },
+      queues: {},
+      coherent,
     };
   }
 
@@ -249,7 +260,7 @@ export class TierCache implements Cache {
   }
 
   stats(): CacheStats {
-    const { counters: c, memory, breaker, loads, busOn, coherence, replay } = this.#parts;
+    const { counters: c, memory, breaker, loads, busOn, coherence, replay, instruments } = this.#parts;
     return {
       hits: { memory: c.memoryHits, redis: c.redisHits, stale: c.staleHits },
       misses: c.misses,
@@ -284,6 +295,13 @@ export class TierCache implements Cache {
       writes: c.writes,
       deletes: c.deletes,
       inflight: loads.inflight,
+      latency: { redis: instruments.redis.summary(), loader: instruments.loader.summary() },
+      batches: {
+        reads: instruments.readBatch.summary(),
+        locks: instruments.lockBatch.summary(),
+        writes: instruments.writeBatch.summary(),
+      },
+      groups: instruments.groups(),
     };
   }
 

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Entry } from '../entry.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { Counters } from '../observability/stats.js';
 import type { ResolvedGetOrSetOptions, ResolvedOptions } from '../options.js';
 import { Lease, lockKeyFor, lockToken } from '../resilience/lock.js';
@@ -46,6 +47,8 @@ export interface LoadCoordinatorOptions {
   readonly counters: Counters;
   readonly tasks: BackgroundTasks;
   readonly isClosing: () => boolean;
+  /** Per-group hits and misses; undefined: not recorded. */
+  readonly instruments?: Instruments | undefined;
 }
 
 /**
@@ -144,6 +147,7 @@ export class LoadCoordinator {
       if (fresh !== undefined) {
         await lease?.release();
         counters.redisHits++;
+        this.#o.instruments?.read(fullKey, 'redis');
         // A hit from Redis past the refresh point refreshes too (memory off, or a copy memory no longer holds); on a
         // later turn, once this flight has left the single-flight map.
         if (options.refreshAhead !== undefined && found !== undefined) {
@@ -154,6 +158,7 @@ export class LoadCoordinator {
       }
       if (found !== undefined && (stale === undefined || found.entry.createdAt > stale.createdAt)) stale = found.entry;
       counters.misses++;
+      this.#o.instruments?.read(fullKey, 'miss');
     }
     if (stale !== undefined && clock.now() >= stale.graceUntil) stale = undefined;
 
@@ -162,7 +167,7 @@ export class LoadCoordinator {
     if (stale !== undefined && retryAt !== undefined) {
       if (clock.now() < retryAt) {
         await lease?.release();
-        return this.#o.runner.serveStale(stale);
+        return this.#o.runner.serveStale(stale, fullKey);
       }
       this.#backoff.delete(fullKey);
     }
@@ -252,6 +257,7 @@ export class LoadCoordinator {
       const fresh = reads.fromRemote(fullKey, read);
       if (fresh !== undefined) {
         counters.redisHits++;
+        this.#o.instruments?.read(fullKey, 'redis');
         return { kind: 'value', result: fresh };
       }
       // Taken only while Redis still has no fresh value (one atomic step): a value landing between our read and our
@@ -266,6 +272,7 @@ export class LoadCoordinator {
         const landed = reads.fromRemote(fullKey, await reads.readRemote(key, fullKey));
         if (landed !== undefined) {
           counters.redisHits++;
+          this.#o.instruments?.read(fullKey, 'redis');
           return { kind: 'value', result: landed };
         }
       }
