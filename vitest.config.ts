@@ -8,6 +8,8 @@ const alias = [
   { find: /^tiercache\/http$/, replacement: src('http/index.ts') },
   { find: /^tiercache\/alerts$/, replacement: src('observability/webhook.ts') },
   { find: /^tiercache\/testing$/, replacement: src('testing/index.ts') },
+  { find: /^tiercache\/prometheus$/, replacement: src('observability/prometheus.ts') },
+  { find: /^tiercache\/otel$/, replacement: src('observability/otel.ts') },
 ];
 
 export default defineConfig({

@@ -3,6 +3,7 @@ import { CacheClosedError, ConfigurationError, InvalidKeyError, describeValue } 
 import type { Coherence } from '../invalidation/coherence.js';
 import type { ReplayQueue } from '../invalidation/replay.js';
 import type { AlertGate } from '../observability/alerts.js';
+import { INSTRUMENTS } from '../observability/instruments.js';
 import type { Instruments } from '../observability/instruments.js';
 import type { CacheEvents, Disposer, Emitter, Listener } from '../observability/events.js';
 import type { CacheStats, Counters, RedisState } from '../observability/stats.js';
@@ -314,5 +315,10 @@ export class TierCache implements Cache {
 
   close(): Promise<void> {
     return this.#parts.close();
+  }
+
+  /** For tiercache/prometheus and tiercache/otel: the histograms behind `stats()`, buckets included. */
+  [INSTRUMENTS](): Instruments {
+    return this.#parts.instruments;
   }
 }

@@ -10,6 +10,18 @@ import type { LoadMessage } from './channels.js';
 import { Histogram, SIZE_SHAPE } from './histogram.js';
 import type { HistogramSummary } from './histogram.js';
 
+/**
+ * How the Prometheus and OpenTelemetry adapters reach a cache's histograms (their buckets are not in `stats()`):
+ * a registered symbol, so an adapter loaded as another copy of the package still finds them.
+ */
+export const INSTRUMENTS: unique symbol = Symbol.for('tiercache.instruments');
+
+/** The instruments behind a cache made by createCache (or one of its namespaces); undefined for anything else. */
+export function instrumentsOf(cache: object): Instruments | undefined {
+  const get = (cache as { [INSTRUMENTS]?: () => Instruments })[INSTRUMENTS];
+  return typeof get === 'function' ? get.call(cache) : undefined;
+}
+
 /** The group extra keys fold into once `maxKeyGroups` groups exist. */
 export const OTHER_GROUP = 'other';
 
