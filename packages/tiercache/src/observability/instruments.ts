@@ -64,12 +64,6 @@ export interface InstrumentsOptions {
   readonly now: () => number;
 }
 
-/** The first segment of a key, up to its first `:` (the whole key when it has none). */
-export function firstSegment(key: string): string {
-  const end = key.indexOf(':');
-  return end < 0 ? key : key.slice(0, end);
-}
-
 /** Latency and size histograms and the key groups of one cache (shared by its namespaces). */
 export class Instruments {
   readonly enabled: boolean;
@@ -87,7 +81,9 @@ export class Instruments {
   lastRedisMs: number | undefined;
   readonly #groups = new Map<string, KeyGroup>();
   readonly #maxGroups: number;
-  readonly #keyGroup: (key: string) => string;
+  /** The keyGroup option; undefined: the first segment. */
+  readonly #custom: ((key: string) => string) | undefined;
+  #last: KeyGroup | undefined;
   readonly #other = new KeyGroup(OTHER_GROUP);
 
   constructor(options: InstrumentsOptions) {
@@ -95,22 +91,38 @@ export class Instruments {
     this.prefix = options.prefix;
     this.now = options.now;
     this.#maxGroups = options.maxGroups;
-    this.#keyGroup = options.keyGroup ?? firstSegment;
+    this.#custom = options.keyGroup;
   }
 
   /** The group of a full key (root prefix included). Not for the L1-hit path: it may allocate. */
   group(fullKey: string): KeyGroup {
-    const relative = fullKey.slice(this.prefix.length);
+    const start = this.prefix.length;
+    if (this.#custom === undefined) {
+      // The default grouping without allocating when the key is in the group seen last (the common case).
+      const last = this.#last;
+      if (
+        last !== undefined &&
+        fullKey.startsWith(last.name, start) &&
+        (fullKey.length === start + last.name.length || fullKey.charCodeAt(start + last.name.length) === 58)
+      ) {
+        return last;
+      }
+      const end = fullKey.indexOf(':', start);
+      return (this.#last = this.#named(end < 0 ? fullKey.slice(start) : fullKey.slice(start, end)));
+    }
     let name: string;
     try {
-      name = this.#keyGroup(relative);
+      name = this.#custom(fullKey.slice(start));
     } catch {
       name = OTHER_GROUP;
     }
-    if (typeof name !== 'string' || name === '') name = OTHER_GROUP;
+    return this.#named(typeof name === 'string' && name !== '' ? name : OTHER_GROUP);
+  }
+
+  #named(name: string): KeyGroup {
     const known = this.#groups.get(name);
     if (known !== undefined) return known;
-    if (name === OTHER_GROUP || this.#groups.size >= this.#maxGroups) return this.#other;
+    if (name === OTHER_GROUP || name === '' || this.#groups.size >= this.#maxGroups) return this.#other;
     const group = new KeyGroup(name);
     this.#groups.set(name, group);
     return group;

@@ -1,0 +1,135 @@
+/**
+ * What instrumentation costs with nobody subscribed: the same build, one cache with `instrumentation: true` (the
+ * default) and one with `instrumentation: false`, measured in one run on the L1-hit and the L2-hit (Redis) paths.
+ * Slices alternate A/B/B/A so drift and warm-up fall on both sides; the figure is the median of the per-round ratios.
+ *
+ *   npm run build && npx tsx bench/src/overhead.ts [--rounds 12] [--slice-ms 400]
+ */
+import { createCache } from 'tiercache';
+import type { Cache } from 'tiercache';
+import { compileBatch, median, pairedRatio } from './harness.js';
+import { startRedisServer } from './redis-server.js';
+import { makeValue } from './value.js';
+
+const KEYS = 1024;
+const args = process.argv.slice(2);
+const arg = (name: string, fallback: number): number => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+};
+const ROUNDS = arg('rounds', 12);
+const SLICE_MS = arg('slice-ms', 400);
+
+const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
+
+interface Variant {
+  readonly name: string;
+  readonly cache: Cache;
+  /** Runs ops for about SLICE_MS; returns ops per second. */
+  readonly slice: () => Promise<number>;
+}
+
+/** L1: one caller awaiting each get, timed in batches of 1000 (as bench workload W1). */
+function l1Slice(cache: Cache): () => Promise<number> {
+  const batch = compileBatch('async', (key) => cache.get(key), keys);
+  return async () => {
+    let ops = 0;
+    const start = performance.now();
+    let missed = 0;
+    while (performance.now() - start < SLICE_MS) {
+      missed += await batch(ops, 1000);
+      ops += 1000;
+    }
+    if (missed > 0) throw new Error(`${missed} L1 misses`);
+    return (ops / (performance.now() - start)) * 1000;
+  };
+}
+
+/** L2: 64 concurrent callers reading from Redis (memory off), as bench workload W2. */
+function l2Slice(cache: Cache): () => Promise<number> {
+  return async () => {
+    let ops = 0;
+    let missed = 0;
+    const start = performance.now();
+    const caller = async (offset: number): Promise<void> => {
+      for (let i = offset; performance.now() - start < SLICE_MS; i += 64) {
+        if ((await cache.get(keys[i & (KEYS - 1)] as string)) === undefined) missed++;
+        ops++;
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, (_, c) => caller(c)));
+    if (missed > 0) throw new Error(`${missed} L2 misses`);
+    return (ops / (performance.now() - start)) * 1000;
+  };
+}
+
+async function compare(title: string, variants: readonly [Variant, Variant]): Promise<string> {
+  const rates: [number[], number[]] = [[], []];
+  // Warm-up, both sides.
+  for (const v of variants) await v.slice();
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? [0, 1, 1, 0] : [1, 0, 0, 1];
+    const got: [number[], number[]] = [[], []];
+    for (const i of order) got[i as 0 | 1].push(await (variants[i as 0 | 1] as Variant).slice());
+    rates[0].push(median(got[0]));
+    rates[1].push(median(got[1]));
+  }
+  const ratio = pairedRatio(rates[0], rates[1]) ?? NaN;
+  const [on, off] = variants;
+  return (
+    `| ${title} | ${fmt(median(rates[0]))} | ${fmt(median(rates[1]))} | ${ratio.toFixed(3)}× | ` +
+    `${((1 - ratio) * 100).toFixed(1)} % | ${on.name} vs ${off.name} |`
+  );
+}
+
+const fmt = (rate: number): string => `${(rate / 1e6).toFixed(3)} M/s`;
+
+const server = await startRedisServer();
+const lines: string[] = [];
+try {
+  const open = async (instrumentation: boolean, memory: boolean): Promise<Cache> => {
+    const cache = createCache({
+      prefix: `overhead-${instrumentation ? 'on' : 'off'}-${memory ? 'l1' : 'l2'}`,
+      instrumentation,
+      ...(memory
+        ? { memory: { maxEntries: 10_000 } }
+        : { memory: false as const, redis: { host: server.host, port: server.port } }),
+      ttl: '10m',
+    });
+    await cache.ready();
+    await cache.mset(keys.map((key, i) => ({ key, value: makeValue(i) })));
+    return cache;
+  };
+  const l1On = await open(true, true);
+  const l1Off = await open(false, true);
+  const l2On = await open(true, false);
+  const l2Off = await open(false, false);
+  lines.push(
+    `rounds ${ROUNDS}, slices of ${SLICE_MS} ms (A/B/B/A), Node ${process.version}, Redis ${server.version}`,
+    '',
+    '| path | instrumentation on | off | on / off (median of rounds) | overhead | |',
+    '| --- | --- | --- | --- | --- | --- |',
+  );
+  lines.push(
+    await compare('L1 hit (get, 1 caller)', [
+      { name: 'on', cache: l1On, slice: l1Slice(l1On) },
+      { name: 'off', cache: l1Off, slice: l1Slice(l1Off) },
+    ]),
+  );
+  lines.push(
+    await compare('L2 hit (get, 64 callers, memory off)', [
+      { name: 'on', cache: l2On, slice: l2Slice(l2On) },
+      { name: 'off', cache: l2Off, slice: l2Slice(l2Off) },
+    ]),
+  );
+  const stats = l2On.stats();
+  lines.push(
+    '',
+    `instrumented L2 cache saw ${stats.latency.redis.count} round trips, p50 ${stats.latency.redis.p50} ms, ` +
+      `p99 ${stats.latency.redis.p99} ms, ${(stats.batches.reads.sum / Math.max(1, stats.batches.reads.count)).toFixed(1)} keys per read batch`,
+  );
+  await Promise.all([l1On, l1Off, l2On, l2Off].map((cache) => cache.close()));
+} finally {
+  await server.stop();
+}
+process.stdout.write(`${lines.join('\n')}\n`);
