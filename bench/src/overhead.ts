@@ -87,9 +87,9 @@ const fmt = (rate: number): string => `${(rate / 1e6).toFixed(3)} M/s`;
 const server = await startRedisServer();
 const lines: string[] = [];
 try {
-  const open = async (instrumentation: boolean, memory: boolean): Promise<Cache> => {
+  const open = async (instrumentation: boolean, memory: boolean, tag = ''): Promise<Cache> => {
     const cache = createCache({
-      prefix: `overhead-${instrumentation ? 'on' : 'off'}-${memory ? 'l1' : 'l2'}`,
+      prefix: `overhead-${instrumentation ? 'on' : 'off'}-${memory ? 'l1' : 'l2'}${tag}`,
       instrumentation,
       ...(memory
         ? { memory: { maxEntries: 10_000 } }
@@ -104,6 +104,8 @@ try {
   const l1Off = await open(false, true);
   const l2On = await open(true, false);
   const l2Off = await open(false, false);
+  // A/A control: a second instrumented L2 cache against the first shows how much of a gap is the machine's noise.
+  const l2Control = await open(true, false, 'control');
   lines.push(
     `rounds ${ROUNDS}, slices of ${SLICE_MS} ms (A/B/B/A), Node ${process.version}, Redis ${server.version}`,
     '',
@@ -122,13 +124,19 @@ try {
       { name: 'off', cache: l2Off, slice: l2Slice(l2Off) },
     ]),
   );
+  lines.push(
+    await compare('L2 hit A/A control (both on)', [
+      { name: 'on', cache: l2On, slice: l2Slice(l2On) },
+      { name: 'on (second cache)', cache: l2Control, slice: l2Slice(l2Control) },
+    ]),
+  );
   const stats = l2On.stats();
   lines.push(
     '',
     `instrumented L2 cache saw ${stats.latency.redis.count} round trips, p50 ${stats.latency.redis.p50} ms, ` +
       `p99 ${stats.latency.redis.p99} ms, ${(stats.batches.reads.sum / Math.max(1, stats.batches.reads.count)).toFixed(1)} keys per read batch`,
   );
-  await Promise.all([l1On, l1Off, l2On, l2Off].map((cache) => cache.close()));
+  await Promise.all([l1On, l1Off, l2On, l2Off, l2Control].map((cache) => cache.close()));
 } finally {
   await server.stop();
 }
