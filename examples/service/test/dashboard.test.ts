@@ -27,7 +27,7 @@ function traffic(base: string): { stop: () => Promise<number> } {
   let running = true;
   let sent = 0;
   const loop = async (offset: number) => {
-    for (let i = offset; running && i < 20_000; i += 4) {
+    for (let i = offset; running && i < (UPDATING ? 200_000 : 20_000); i += 4) {
       const url =
         i % 40 === 39 ? `/products/${1 + ((i / 40) % 48)}` : i % 5 === 0 ? '/news?limit=5' : `/products/${1 + (i % 8)}`;
       await fetch(base + url).then(
