@@ -263,6 +263,61 @@ describe('diagnostics_channel', () => {
   });
 });
 
+describe('the error and breaker counters, each caused and observed', () => {
+  it('counts an undecodable entry in decodeErrors and reports it as a decode error event', async () => {
+    const { cache, tier } = setup({ memory: false });
+    const errors: string[] = [];
+    cache.on('error', (e) => void errors.push(e.operation));
+    await tier.set('obs:user:1', 'not an entry', 60_000);
+    expect(await cache.get('user:1')).toBeUndefined();
+    expect(errors).toStrictEqual(['decode']);
+    expect(cache.stats()).toMatchObject({ decodeErrors: 1, misses: 1, redis: { errors: 0 } });
+  });
+
+  it('counts an oversize loaded value in uncached and reports it', async () => {
+    const { cache } = setup({ maxValueBytes: 64 }, false);
+    const errors: string[] = [];
+    cache.on('error', (e) => void errors.push(e.error.name));
+    expect(await cache.getOrSet('big:1', () => 'x'.repeat(500))).toHaveLength(500);
+    expect(errors).toStrictEqual(['SerializationError']);
+    expect(cache.stats().uncached).toBe(1);
+  });
+
+  it('counts a Redis call past its timeout in redis.timeouts and on the redis channel', async () => {
+    const clock = new FakeClock();
+    const chaos = new ChaosRemoteTier(new InMemoryRemoteTier({ clock }), { timeoutMs: 20 });
+    const cache = createCache({ prefix: 'obs', clock, redis: chaos, memory: false, breaker: false });
+    open.push(cache);
+    const trips = listen<RedisMessage>(CHANNELS.redis);
+    const errors: string[] = [];
+    cache.on('error', (e) => void errors.push(e.error.name));
+    chaos.blackhole();
+    expect(await cache.get('slow:1')).toBeUndefined();
+    expect(errors).toStrictEqual(['CacheTimeoutError']);
+    expect(cache.stats().redis).toMatchObject({ errors: 1, timeouts: 1 });
+    expect(trips.at(-1)).toMatchObject({ ok: false, skipped: undefined });
+    expect(trips.at(-1)?.error?.name).toBe('CacheTimeoutError');
+  });
+
+  it('counts calls the open breaker turns away in breaker.skipped, after a breaker:open event', async () => {
+    const { cache, chaos } = setup({
+      memory: false,
+      batching: false,
+      breaker: { threshold: 2, windowMs: 10_000, openMs: 30_000, minDistinctKeys: 2 },
+    });
+    const trips = listen<RedisMessage>(CHANNELS.redis);
+    const opened: string[] = [];
+    cache.on('breaker:open', (t) => void opened.push(t.reason));
+    chaos.alwaysThrow();
+    await cache.get('a:1');
+    await cache.get('a:2');
+    expect(opened).toHaveLength(1);
+    await cache.get('a:3');
+    expect(cache.stats().breaker?.skipped).toBe(1);
+    expect(trips.at(-1)).toMatchObject({ ok: false, skipped: 'breaker' });
+  });
+});
+
 describe('health()', () => {
   it('is ok with every tier working and reports the parts', async () => {
     const { cache } = setup({ bus: false });
