@@ -112,7 +112,7 @@ function memoryTier(resolved: ResolvedOptions): MemoryTier<Entry> | undefined {
 export function createCache(options: CacheOptions = {}): Cache {
   const resolved = validateOptions(options);
   const clock: Clock = resolved.clock ?? systemClock;
-  const counters = new Counters();
+  const counters = new Counters(resolved.prefix);
   const events = new Emitter();
   const instruments = new Instruments({
     enabled: resolved.instrumentation,

@@ -1,3 +1,4 @@
+import { counted } from '../observability/channels.js';
 import { performance } from 'node:perf_hooks';
 import type { Entry } from '../entry.js';
 import type { Instruments } from '../observability/instruments.js';
@@ -94,6 +95,7 @@ export class LoadCoordinator {
     if (now < entry.createdAt + (entry.expiresAt - entry.createdAt) * refreshAhead) return;
     if (this.#inflight.has(request.fullKey) || this.#refreshing.has(request.fullKey)) return;
     this.#o.counters.refreshes++;
+    counted(this.#o.counters.prefix, 'refreshes');
     // Tracked, so close() waits for it. A failed refresh leaves the current copy in place (a loader error, counted).
     this.#o.tasks.track(this.#start({ ...request, inMemory: entry, refresh: true }));
   }
@@ -183,7 +185,10 @@ export class LoadCoordinator {
       }
     }
 
-    if (lease !== undefined) counters.locksAcquired++;
+    if (lease !== undefined) {
+      counters.locksAcquired++;
+      counted(counters.prefix, 'locksAcquired');
+    }
     else if (!degraded && lockOn) {
       const outcome = refresh
         ? await this.#refreshLock(key, fullKey, lockKey, inMemory?.createdAt ?? 0)
@@ -225,6 +230,7 @@ export class LoadCoordinator {
     if (taken === 'unreached') return { kind: 'load', lease: undefined };
     if (taken !== true) return { kind: 'busy' };
     this.#o.counters.locksAcquired++;
+    counted(this.#o.counters.prefix, 'locksAcquired');
     const lease = new Lease(remote, key, lockKey, token);
     const read = await this.#o.reads.readRemote(key, fullKey);
     const newer = read !== UNREACHED && read !== undefined && read.entry.createdAt > refreshing;
@@ -246,6 +252,7 @@ export class LoadCoordinator {
     const { lockTtlMs, waitMs } = this.#lockOptions();
     const token = lockToken();
     counters.lockWaits++;
+    counted(counters.prefix, 'lockWaits');
     const pollMs = Math.min(250, Math.max(20, Math.round(lockTtlMs / 10)));
     const deadline = performance.now() + waitMs;
     for (;;) {
@@ -266,6 +273,7 @@ export class LoadCoordinator {
       if (again === 'unreached') break;
       if (again === true) {
         counters.locksAcquired++;
+        counted(counters.prefix, 'locksAcquired');
         return { kind: 'load', lease: new Lease(this.#lockRemote as LeaseRemote, key, lockKey, token) };
       }
       if (again === 'fresh') {
@@ -278,6 +286,7 @@ export class LoadCoordinator {
       }
     }
     counters.lockWaitTimeouts++;
+    counted(counters.prefix, 'lockWaitTimeouts');
     return { kind: 'load', lease: undefined };
   }
 

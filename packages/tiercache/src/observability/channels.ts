@@ -12,6 +12,7 @@ export const CHANNELS = {
   load: 'tiercache:load',
   redis: 'tiercache:redis',
   write: 'tiercache:write',
+  counter: 'tiercache:counter',
 } as const;
 
 /** One read answered: from a tier (`source`), or a miss. Published for get, getOrSet and mget, per key. */
@@ -64,6 +65,34 @@ export interface WriteMessage {
   readonly kind: 'write' | 'delete';
   /** How many keys. */
   readonly count: number;
+}
+
+/**
+ * A counter of `stats()` that no other channel covers (lock, refresh-ahead, bus, tracking, replay) went up: its
+ * field name in the Counters class and by how much.
+ */
+export interface CounterMessage {
+  readonly prefix: string;
+  readonly counter:
+    | 'locksAcquired'
+    | 'lockWaits'
+    | 'lockWaitTimeouts'
+    | 'refreshes'
+    | 'busPublished'
+    | 'busPublishErrors'
+    | 'busReceived'
+    | 'busDropped'
+    | 'busResets'
+    | 'trackingInvalidations'
+    | 'replayed';
+  readonly by: number;
+}
+
+export const counterChannel = channel(CHANNELS.counter);
+
+/** Publishes a counter's increment (the caller bumped it) when someone listens. */
+export function counted(prefix: string, counter: CounterMessage['counter'], by = 1): void {
+  if (counterChannel.hasSubscribers) counterChannel.publish({ prefix, counter, by });
 }
 
 export const readChannel = channel(CHANNELS.read);

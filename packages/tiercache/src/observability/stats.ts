@@ -5,6 +5,9 @@ import type { KeyGroupStats } from './instruments.js';
 
 /** Counters the cache keeps. Plain numbers, bumped inline: nothing here allocates on the hot path. */
 export class Counters {
+  /** The cache's root prefix, for the `tiercache:counter` channel's messages (see `counted`). */
+  constructor(readonly prefix = '') {}
+
   memoryHits = 0;
   redisHits = 0;
   misses = 0;

@@ -5,7 +5,15 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CHANNELS, createCache } from '../../src/index.js';
-import type { Cache, CacheOptions, LoadMessage, ReadMessage, RedisMessage, WriteMessage } from '../../src/index.js';
+import type {
+  Cache,
+  CacheOptions,
+  CounterMessage,
+  LoadMessage,
+  ReadMessage,
+  RedisMessage,
+  WriteMessage,
+} from '../../src/index.js';
 import { Histogram, SIZE_SHAPE } from '../../src/observability/histogram.js';
 import { ChaosRemoteTier, FakeClock, InMemoryRemoteTier } from '../../src/testing/index.js';
 
@@ -315,6 +323,42 @@ describe('the error and breaker counters, each caused and observed', () => {
     await cache.get('a:3');
     expect(cache.stats().breaker?.skipped).toBe(1);
     expect(trips.at(-1)).toMatchObject({ ok: false, skipped: 'breaker' });
+  });
+});
+
+describe('the lock, refresh and bus counters on tiercache:counter', () => {
+  const tally = (messages: CounterMessage[], prefix = 'obs:') => {
+    const out: Record<string, number> = {};
+    for (const m of messages) if (m.prefix === prefix) out[m.counter] = (out[m.counter] ?? 0) + m.by;
+    return out;
+  };
+
+  it('publishes locks taken, waits for another holder and waits that ran out', async () => {
+    const counters = listen<CounterMessage>(CHANNELS.counter);
+    const clock = new FakeClock();
+    const tier = new InMemoryRemoteTier({ clock });
+    const holder = createCache({ prefix: 'obs', clock, redis: tier, bus: false });
+    const waiter = createCache({ prefix: 'obs', clock, redis: tier, bus: false, lock: { ttlMs: '10s', waitMs: 30 } });
+    open.push(holder, waiter);
+    let finish!: (value: string) => void;
+    const slow = holder.getOrSet('user:1', () => new Promise<string>((resolve) => (finish = resolve)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await waiter.getOrSet('user:1', () => 'mine')).toBe('mine');
+    finish('theirs');
+    await slow;
+    expect(tally(counters)).toMatchObject({ locksAcquired: 1, lockWaits: 1, lockWaitTimeouts: 1 });
+    expect(holder.stats().lock.acquired).toBe(1);
+    expect(waiter.stats().lock).toMatchObject({ waits: 1, waitTimeouts: 1 });
+  });
+
+  it('publishes a refresh-ahead started by a hit past the refresh point', async () => {
+    const counters = listen<CounterMessage>(CHANNELS.counter);
+    const { cache, clock } = setup({ ttl: '10s' }, false);
+    await cache.getOrSet('user:1', () => 1, { refreshAhead: 0.5 });
+    clock.advance(6_000);
+    await cache.getOrSet('user:1', () => 2, { refreshAhead: 0.5 });
+    expect(tally(counters)).toMatchObject({ refreshes: 1 });
+    expect(cache.stats().loader.refreshes).toBe(1);
   });
 });
 
