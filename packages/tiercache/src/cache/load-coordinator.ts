@@ -188,8 +188,7 @@ export class LoadCoordinator {
     if (lease !== undefined) {
       counters.locksAcquired++;
       counted(counters.prefix, 'locksAcquired');
-    }
-    else if (!degraded && lockOn) {
+    } else if (!degraded && lockOn) {
       const outcome = refresh
         ? await this.#refreshLock(key, fullKey, lockKey, inMemory?.createdAt ?? 0)
         : await this.#waitForHolder(key, fullKey, lockKey);
