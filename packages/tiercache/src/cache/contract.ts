@@ -11,7 +11,7 @@ import type { MsetEntry } from './write-path.js';
  * What `health()` reports (docs/observability.md, "Health"). `status`:
  * - `ok`: every configured tier works (Redis connected and the breaker not open, or no Redis configured);
  * - `degraded`: the cache still caches, but Redis is configured and unreachable or cut off by the breaker (serving
- *   from memory + origin only), or the bus is on and other instances' writes do not reach this one now;
+ *   from memory + origin only);
  * - `down`: the cache caches nothing: it is closed, or Redis is unreachable and there is no memory tier.
  */
 export interface CacheHealth {

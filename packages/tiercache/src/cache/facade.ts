@@ -241,7 +241,9 @@ export class TierCache implements Cache {
     const redisWorks = redis !== 'unavailable' && breakerState !== 'open';
     const coherent = busOn ? redis === 'ready' && coherence.subscriberReady : null;
     const caches = !this.#parts.isClosing() && (memory !== undefined || (redis !== 'off' && redisWorks));
-    const status = !caches ? 'down' : redisWorks && coherent !== false ? 'ok' : 'degraded';
+    // Coherence is reported (bus.coherent) but does not change the status: a subscriber still connecting at start-up
+    // or reconnecting is not an outage, and memory copies stay bounded by memory.maxTtl meanwhile.
+    const status = !caches ? 'down' : redisWorks ? 'ok' : 'degraded';
     const latencyMs = instruments.lastRedisMs;
     return {
       status,

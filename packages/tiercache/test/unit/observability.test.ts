@@ -323,6 +323,8 @@ describe('the error and breaker counters, each caused and observed', () => {
     await cache.get('a:3');
     expect(cache.stats().breaker?.skipped).toBe(1);
     expect(trips.at(-1)).toMatchObject({ ok: false, skipped: 'breaker' });
+    // Redis connected but cut off by the breaker: memory off, so nothing caches at all.
+    expect(cache.health()).toMatchObject({ status: 'down', breaker: 'open', redis: { up: true } });
   });
 });
 
