@@ -80,7 +80,9 @@ export class LoaderRunner {
     const instruments = this.#o.instruments?.enabled === true ? this.#o.instruments : undefined;
     const message = instruments?.loadStarted(fullKey);
     const began = instruments === undefined ? 0 : instruments.now();
-    const loaded = (async () => run.loader({ key, signal: controller.signal }))();
+    const call = async () => run.loader({ key, signal: controller.signal });
+    const within = message?.within;
+    const loaded = within === undefined ? call() : within(call);
     const stored = loaded.then(
       (value) => {
         instruments?.loadEnded(fullKey, instruments.now() - began, undefined, message);

@@ -38,6 +38,11 @@ export interface LoadMessage {
   durationMs: number;
   /** The loader's error, on `end` when it failed. */
   error: unknown;
+  /**
+   * A subscriber may set this on `start` to run the loader inside a context of its own (a tracer makes its load span
+   * current, so spans the loader opens are its children). The first one set is used.
+   */
+  within: (<T>(run: () => T) => T) | undefined;
 }
 
 /** One Redis round trip (a batch of the turn, or a lone command), published when it settled. */

@@ -161,6 +161,7 @@ export class Instruments {
       phase: 'start',
       durationMs: 0,
       error: undefined,
+      within: undefined,
     };
     loadChannel.publish(message);
     return message;

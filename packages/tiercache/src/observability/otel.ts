@@ -73,7 +73,12 @@ export function instrumentOpenTelemetry(cache: Cache, options: OpenTelemetryOpti
     if (message.phase === 'start') {
       const attributes: Attributes = { 'tiercache.key_group': message.group, 'tiercache.prefix': prefix };
       if (options.includeKeys === true) attributes['tiercache.key'] = message.key;
-      spans.set(message, tracer.startSpan('tiercache.load', { attributes }, api.context.active()));
+      const active = api.context.active();
+      const span = tracer.startSpan('tiercache.load', { attributes }, active);
+      spans.set(message, span);
+      // The loader runs with the load span current: spans it opens (a database query) are the load's children.
+      const current = api.trace.setSpan(active, span);
+      message.within ??= (run) => api.context.with(current, run);
       return;
     }
     loaderDuration.record(message.durationMs / 1000, { 'tiercache.key_group': message.group });

@@ -71,6 +71,20 @@ describe('tiercache/otel', () => {
     expect(load?.events.map((e) => e.name)).toContain('exception');
   });
 
+  it('runs the loader with the load span current, so the spans it opens are children of the load', async () => {
+    const { cache, exporter, tracerProvider } = setup();
+    await cache.getOrSet('user:3', () => {
+      const query = tracerProvider.getTracer('db').startSpan('SELECT user');
+      query.end();
+      return 'ada';
+    });
+    const spans = exporter.getFinishedSpans();
+    const load = spans.find((s) => s.name === 'tiercache.load');
+    const query = spans.find((s) => s.name === 'SELECT user');
+    expect(query?.parentSpanContext?.spanId).toBe(load?.spanContext().spanId);
+    expect(query?.spanContext().traceId).toBe(load?.spanContext().traceId);
+  });
+
   it('makes one client span per Redis round trip with the batch size', async () => {
     const { cache, exporter } = setup();
     await Promise.all([cache.get('a:1'), cache.get('a:2'), cache.get('a:3')]);
