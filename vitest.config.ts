@@ -12,6 +12,8 @@ const alias = [
   { find: /^tiercache\/testing$/, replacement: src('testing/index.ts') },
   { find: /^tiercache\/decorators$/, replacement: src('decorators/index.ts') },
   { find: /^tiercache\/keyv$/, replacement: src('keyv/index.ts') },
+  { find: /^tiercache\/prometheus$/, replacement: src('observability/prometheus.ts') },
+  { find: /^tiercache\/otel$/, replacement: src('observability/otel.ts') },
 ];
 
 /**

@@ -6,6 +6,7 @@ import { errorBody, errorHandler } from './errors.js';
 import { scheduleJobs } from './jobs.js';
 import { newsRoutes } from './news/routes.js';
 import { dashboardRoutes } from './ops/dashboard.js';
+import { metricsPlugin } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
 import { cachePlugin } from './plugins/cache.js';
 import { dbPlugin } from './plugins/db.js';
@@ -61,6 +62,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   await app.register(dbPlugin, { config: config.database, db: options.db });
   await app.register(cachePlugin, { config });
+  await app.register(metricsPlugin);
   await app.register(productRoutes);
   await app.register(newsRoutes);
   await app.register(trendsRoutes);

@@ -27,7 +27,7 @@ function traffic(base: string): { stop: () => Promise<number> } {
   let running = true;
   let sent = 0;
   const loop = async (offset: number) => {
-    for (let i = offset; running && i < 20_000; i += 4) {
+    for (let i = offset; running && i < (UPDATING ? 200_000 : 20_000); i += 4) {
       const url =
         i % 40 === 39 ? `/products/${1 + ((i / 40) % 48)}` : i % 5 === 0 ? '/news?limit=5' : `/products/${1 + (i % 8)}`;
       await fetch(base + url).then(
@@ -129,9 +129,32 @@ describe('the dashboard in a real browser', () => {
         expect(await load.stop()).toBeGreaterThan(100);
       }
 
-      // Four charts drawn by uPlot, and not one script error.
-      expect(await page.locator('.uplot canvas').count()).toBe(4);
+      // Seven charts drawn by uPlot, none with more than five series, and not one script error.
+      expect(await page.locator('.uplot canvas').count()).toBe(7);
+      for (const chart of await page.locator('.uplot').all()) {
+        // The legend lists the x series too.
+        expect(await chart.locator('.u-legend .u-series').count()).toBeLessThanOrEqual(6);
+      }
       expect(pageErrors).toEqual([]);
+
+      // The latency panels have data, and their legends show the latest values without hovering.
+      const legend = (id: string) =>
+        page.locator(`#${id} .u-legend .u-series:not(:first-child) .u-value`).allTextContents();
+      const latency = await legend('chart-latency');
+      expect(latency).toHaveLength(4);
+      expect(latency.filter((v) => / ms$/.test(v)).length).toBeGreaterThanOrEqual(2);
+      const loader = await legend('chart-loader');
+      expect(loader).toHaveLength(2);
+      expect(await text(page, '#request-p99')).toMatch(/ ms$/);
+      // Hit ratios per key group: the products group is there, with a percentage.
+      const groupLabels = await page
+        .locator('#chart-groups .u-legend .u-series:not(:first-child) .u-label')
+        .allTextContents();
+      expect(groupLabels.length).toBeGreaterThanOrEqual(1);
+      expect(groupLabels.length).toBeLessThanOrEqual(5);
+      expect(groupLabels.some((label) => label.startsWith('product'))).toBe(true);
+      const ratios = await legend('chart-groups');
+      expect(ratios.some((v) => /%$/.test(v))).toBe(true);
 
       const file = join(shots, 'dashboard.png');
       await page.screenshot({ path: file, fullPage: true });

@@ -19,6 +19,7 @@ import { ReplayQueue, Replayer } from './invalidation/replay.js';
 import { AlertGate } from './observability/alerts.js';
 import type { Alert } from './observability/alerts.js';
 import { Emitter } from './observability/events.js';
+import { Instruments } from './observability/instruments.js';
 import { Counters } from './observability/stats.js';
 import { DEFAULTS, validateOptions } from './options.js';
 import type { CacheOptions, ResolvedOptions } from './options.js';
@@ -111,8 +112,16 @@ function memoryTier(resolved: ResolvedOptions): MemoryTier<Entry> | undefined {
 export function createCache(options: CacheOptions = {}): Cache {
   const resolved = validateOptions(options);
   const clock: Clock = resolved.clock ?? systemClock;
-  const counters = new Counters();
+  const counters = new Counters(resolved.prefix);
   const events = new Emitter();
+  const instruments = new Instruments({
+    enabled: resolved.instrumentation,
+    prefix: resolved.prefix,
+    maxGroups: resolved.maxKeyGroups,
+    keyGroup: resolved.keyGroup,
+    // An injected clock times loads too, so tests measure the fake time they advance.
+    now: resolved.clock === undefined ? () => performance.now() : () => clock.now(),
+  });
   const gate = resolved.alerts === undefined ? undefined : new AlertGate(resolved.alerts, clock);
   const alert = (payload: Alert): void => {
     gate?.report(payload);
@@ -149,6 +158,7 @@ export function createCache(options: CacheOptions = {}): Cache {
             if (up) events.emit('redis:up', { at });
             else events.emit('redis:down', { at, error });
           },
+          instruments,
         });
   const batcher =
     accessor === undefined
@@ -160,6 +170,7 @@ export function createCache(options: CacheOptions = {}): Cache {
           // Without memory there is no copy for an echo to drop; without tracking no echo comes back.
           scripted: () => memory === undefined || !coherence.trackingActive,
           report,
+          instruments,
         });
   const bus =
     remote === undefined
@@ -197,6 +208,7 @@ export function createCache(options: CacheOptions = {}): Cache {
 
   const remember = (fullKey: string, entry: Entry, size: number, now: number): void => {
     if (memory === undefined || resolved.memory === false) return;
+    instruments.tag(fullKey, entry);
     memory.set(fullKey, entry, size, Math.min(entry.graceUntil, now + resolved.memory.maxTtl));
   };
   const loadedChannel = `${resolved.prefix}__loaded`;
@@ -210,6 +222,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     counters,
     report,
     remember,
+    instruments,
   });
   const writes = new WritePath({
     options: resolved,
@@ -228,7 +241,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     remember,
     loadedChannel,
   });
-  const runner = new LoaderRunner({ counters, clock, coherence, lockTtlMs });
+  const runner = new LoaderRunner({ counters, clock, coherence, lockTtlMs, instruments });
   const loads = new LoadCoordinator({
     options: resolved,
     reads,
@@ -240,6 +253,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     counters,
     tasks,
     isClosing,
+    instruments,
   });
 
   let subscriber: SubscriberHandle | undefined;
@@ -291,6 +305,7 @@ export function createCache(options: CacheOptions = {}): Cache {
       loads,
       counters,
       events,
+      instruments,
       alerts: gate,
       isClosing,
       close,

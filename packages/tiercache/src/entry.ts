@@ -10,6 +10,17 @@ export interface Entry<T = unknown> {
   /** End of the grace window; Redis drops the key then (its PX). Equals expiresAt when there is no grace. */
   readonly graceUntil: number;
   readonly tags: readonly string[];
+  /**
+   * In-process only, never stored: the key group's tally, set when the entry goes into memory (instrumentation on),
+   * so that an L1 hit counts its group with one increment instead of a lookup.
+   */
+  group?: GroupTally | undefined;
+}
+
+/** The part of a key group an L1 hit touches (observability/instruments.ts). */
+export interface GroupTally {
+  readonly name: string;
+  memoryHits: number;
 }
 
 export const FORMAT_VERSION = 1;

@@ -39,6 +39,10 @@ export type {
   AlertStats,
 } from './observability/alerts.js';
 export type { CacheEvents, Disposer, Listener } from './observability/events.js';
+export { CHANNELS } from './observability/channels.js';
+export type { CounterMessage, LoadMessage, ReadMessage, RedisMessage, WriteMessage } from './observability/channels.js';
+export type { HistogramSummary } from './observability/histogram.js';
+export type { KeyGroupStats } from './observability/instruments.js';
 export type { CacheStats, RedisState } from './observability/stats.js';
 export type { BreakerSnapshot, BreakerState, BreakerTransition } from './resilience/breaker.js';
 export type { Clock, Duration } from './types.js';

@@ -152,6 +152,24 @@ export interface CacheOptions {
   readonly jitter?: number;
   /** Where time comes from; tests inject a fake clock. */
   readonly clock?: Clock;
+  /**
+   * Names the key group of a key (without the prefix) for `stats().groups`, Prometheus and OpenTelemetry. Called
+   * once per Redis read, miss or load (never on a memory hit). A name that is not a non-empty string counts as
+   * `other`.
+   * @default the key's first segment, up to its first `:` (the namespace name for a namespaced key)
+   */
+  readonly keyGroup?: (key: string) => string;
+  /**
+   * Most key groups tracked; keys of further groups are counted under `other`.
+   * @default 64
+   */
+  readonly maxKeyGroups?: number;
+  /**
+   * `false` turns off latency histograms, batch sizes, key groups and `diagnostics_channel` publication (the
+   * counters stay). Meant for measuring what instrumentation costs; leave it on otherwise.
+   * @default true
+   */
+  readonly instrumentation?: boolean;
 }
 
 /** Per-call options of `getOrSet`. */
@@ -229,6 +247,8 @@ export const DEFAULTS = {
   jitter: 0,
   /** ms */
   graceBackoff: 10_000,
+  /** key groups tracked before the rest fold into `other` */
+  maxKeyGroups: 64,
 } as const;
 
 /** setTimeout and friends overflow past 2^31-1 ms; TTLs are plain numbers here, so only sanity bounds them (10 y). */
@@ -251,6 +271,9 @@ export interface ResolvedOptions {
   readonly alerts: AlertOptions | undefined;
   readonly jitter: number;
   readonly clock: Clock | undefined;
+  readonly keyGroup: ((key: string) => string) | undefined;
+  readonly maxKeyGroups: number;
+  readonly instrumentation: boolean;
 }
 
 /**
@@ -355,6 +378,9 @@ const TOP_LEVEL = [
   'alerts',
   'jitter',
   'clock',
+  'keyGroup',
+  'maxKeyGroups',
+  'instrumentation',
 ] as const;
 
 function fraction(name: string, value: unknown): number {
@@ -507,6 +533,28 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
     alerts: resolveAlerts(options['alerts']),
     jitter: options['jitter'] === undefined ? DEFAULTS.jitter : fraction('jitter', options['jitter']),
     clock: clock as Clock | undefined,
+    ...resolveInstrumentation(options),
+  };
+}
+
+function resolveInstrumentation(
+  options: Record<string, unknown>,
+): Pick<ResolvedOptions, 'keyGroup' | 'maxKeyGroups' | 'instrumentation'> {
+  const keyGroup = options['keyGroup'];
+  if (keyGroup !== undefined && typeof keyGroup !== 'function') {
+    throw new ConfigurationError(`Expected \`keyGroup\` to be a function, got ${describeValue(keyGroup)}`);
+  }
+  const instrumentation = options['instrumentation'];
+  if (instrumentation !== undefined && typeof instrumentation !== 'boolean') {
+    throw new ConfigurationError(`Expected \`instrumentation\` to be a boolean, got ${describeValue(instrumentation)}`);
+  }
+  return {
+    keyGroup: keyGroup as ((key: string) => string) | undefined,
+    maxKeyGroups:
+      options['maxKeyGroups'] === undefined
+        ? DEFAULTS.maxKeyGroups
+        : positiveInteger('maxKeyGroups', options['maxKeyGroups'], 1_000),
+    instrumentation: instrumentation !== false,
   };
 }
 

@@ -45,6 +45,8 @@ export const opsRoutes: FastifyPluginAsync<OpsOptions> = async (app, { config })
         redisUrl: redactUrl(config.redisUrl),
         prefix: app.cache.prefix,
         cacheDisabled: config.cacheDisabled,
+        /** p50/p99 in ms over the last 5 s (ops/metrics.ts); `latency` above runs since start. */
+        latency: app.latency(),
       },
     };
   });

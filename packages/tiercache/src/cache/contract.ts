@@ -8,12 +8,34 @@ import type { Loader } from './loader-runner.js';
 import type { ReadResult } from './view.js';
 import type { MsetEntry } from './write-path.js';
 
-/** The public contract of a cache (and of each of its namespaces). */
+/**
+ * What `health()` reports (docs/observability.md, "Health"). `status`:
+ * - `ok`: every configured tier works (Redis connected and the breaker not open, or no Redis configured);
+ * - `degraded`: the cache still caches, but Redis is configured and unreachable or cut off by the breaker (serving
+ *   from memory + origin only);
+ * - `down`: the cache caches nothing: it is closed, or Redis is unreachable and there is no memory tier.
+ */
 export interface CacheHealth {
-  readonly status: 'ok' | 'degraded';
-  readonly redis: RedisState;
+  readonly status: 'ok' | 'degraded' | 'down';
+  readonly redis: {
+    readonly state: RedisState;
+    readonly up: boolean;
+    /** The last round trip's duration, in ms; null before the first one (or without Redis or instrumentation). */
+    readonly latencyMs: number | null;
+  };
   readonly breaker: BreakerState | null;
-  /** Whether other instances' writes reach this one now (bus subscribed and tracking on), null without a bus. */
+  /** null without a bus. */
+  readonly bus: {
+    /** Whether other instances' writes reach this one now (bus subscribed and, when asked for, tracking on). */
+    readonly coherent: boolean;
+    /** Invalidations waiting for Redis to come back. */
+    readonly replayPending: number;
+  } | null;
+  /** null with memory off. */
+  readonly memory: { readonly entries: number; readonly bytes: number } | null;
+  /** Write-behind queues by name and their depth (empty until the write strategies add theirs). */
+  readonly queues: Readonly<Record<string, { readonly pending: number }>>;
+  /** Same as `bus.coherent`; null without a bus. Kept for callers of the first health() shape. */
   readonly coherent: boolean | null;
 }
 
@@ -49,10 +71,7 @@ export interface Cache {
   /** A view whose keys live under `${prefix}${name}:`, sharing this cache's memory, connection and stats. */
   namespace(name: string): Cache;
   stats(): CacheStats;
-  /**
-   * What a health endpoint needs: `ok` when every configured tier works, `degraded` when Redis is configured but
-   * unreachable or cut off by the breaker (reads then fall back to memory and the loader). Synchronous, no I/O.
-   */
+  /** What a health endpoint needs (see CacheHealth for the status rules). Synchronous, no I/O. */
   health(): CacheHealth;
   /**
    * Resolves true once Redis is connected, or false after `timeout` (default the Redis timeout × 10): for startup

@@ -4,6 +4,8 @@ import { CacheClosedError, ConfigurationError, InvalidKeyError, describeValue } 
 import type { Coherence } from '../invalidation/coherence.js';
 import type { ReplayQueue } from '../invalidation/replay.js';
 import type { AlertGate } from '../observability/alerts.js';
+import { INSTRUMENTS } from '../observability/instruments.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { CacheEvents, Disposer, Emitter, Listener } from '../observability/events.js';
 import type { CacheStats, Counters, RedisState } from '../observability/stats.js';
 import { resolveGetOrSetOptions, toMs } from '../options.js';
@@ -35,6 +37,7 @@ export interface CacheParts {
   readonly loads: LoadCoordinator;
   readonly counters: Counters;
   readonly events: Emitter;
+  readonly instruments: Instruments;
   readonly alerts: AlertGate | undefined;
   readonly isClosing: () => boolean;
   /** Closes everything, once; every later call returns the same promise. */
@@ -101,6 +104,7 @@ export class TierCache implements Cache {
       const entry = reads.memoryEntry(this.#view, key, now);
       if (entry !== undefined && isFresh(entry, now)) {
         counters.memoryHits++;
+        if (entry.group !== undefined) reads.memoryHitOf(this.#view, key, entry);
         return Promise.resolve(entry.value as T);
       }
     }
@@ -159,6 +163,7 @@ export class TierCache implements Cache {
       if (entry !== undefined) {
         if (isFresh(entry, now)) {
           counters.memoryHits++;
+          if (entry.group !== undefined) reads.memoryHitOf(this.#view, key, entry);
           if (resolved.refreshAhead !== undefined) {
             const request = { view: this.#view, key, fullKey, loader: loader as Loader<unknown>, options: resolved };
             loads.maybeRefresh({ ...request, inMemory: entry }, entry, now);
@@ -231,15 +236,24 @@ export class TierCache implements Cache {
   }
 
   health(): CacheHealth {
-    const { breaker, busOn, coherence } = this.#parts;
+    const { breaker, busOn, coherence, memory, replay, instruments } = this.#parts;
     const redis = this.#redisState();
     const breakerState = breaker === undefined ? null : breaker.state;
-    const healthy = redis !== 'unavailable' && breakerState !== 'open';
+    const redisWorks = redis !== 'unavailable' && breakerState !== 'open';
+    const coherent = busOn ? redis === 'ready' && coherence.subscriberReady : null;
+    const caches = !this.#parts.isClosing() && (memory !== undefined || (redis !== 'off' && redisWorks));
+    // Coherence is reported (bus.coherent) but does not change the status: a subscriber still connecting at start-up
+    // or reconnecting is not an outage, and memory copies stay bounded by memory.maxTtl meanwhile.
+    const status = !caches ? 'down' : redisWorks ? 'ok' : 'degraded';
+    const latencyMs = instruments.lastRedisMs;
     return {
-      status: healthy ? 'ok' : 'degraded',
-      redis,
+      status,
+      redis: { state: redis, up: redis === 'ready', latencyMs: latencyMs === undefined ? null : latencyMs },
       breaker: breakerState,
-      coherent: busOn ? redis === 'ready' && coherence.subscriberReady : null,
+      bus: coherent === null ? null : { coherent, replayPending: replay?.size ?? 0 },
+      memory: memory === undefined ? null : { entries: memory.entries, bytes: memory.bytes },
+      queues: {},
+      coherent,
     };
   }
 
@@ -250,7 +264,7 @@ export class TierCache implements Cache {
   }
 
   stats(): CacheStats {
-    const { counters: c, memory, breaker, loads, busOn, coherence, replay } = this.#parts;
+    const { counters: c, memory, breaker, loads, busOn, coherence, replay, instruments } = this.#parts;
     return {
       hits: { memory: c.memoryHits, redis: c.redisHits, stale: c.staleHits },
       misses: c.misses,
@@ -285,6 +299,13 @@ export class TierCache implements Cache {
       writes: c.writes,
       deletes: c.deletes,
       inflight: loads.inflight,
+      latency: { redis: instruments.redis.summary(), loader: instruments.loader.summary() },
+      batches: {
+        reads: instruments.readBatch.summary(),
+        locks: instruments.lockBatch.summary(),
+        writes: instruments.writeBatch.summary(),
+      },
+      groups: instruments.groups(),
     };
   }
 
@@ -297,5 +318,10 @@ export class TierCache implements Cache {
 
   close(): Promise<void> {
     return this.#parts.close();
+  }
+
+  /** For tiercache/prometheus and tiercache/otel: the histograms behind `stats()`, buckets included. */
+  [INSTRUMENTS](): Instruments {
+    return this.#parts.instruments;
   }
 }

@@ -1,5 +1,7 @@
+import { counted } from '../observability/channels.js';
 import { performance } from 'node:perf_hooks';
 import type { Entry } from '../entry.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { Counters } from '../observability/stats.js';
 import type { ResolvedGetOrSetOptions, ResolvedOptions } from '../options.js';
 import { Lease, lockKeyFor, lockToken } from '../resilience/lock.js';
@@ -46,6 +48,8 @@ export interface LoadCoordinatorOptions {
   readonly counters: Counters;
   readonly tasks: BackgroundTasks;
   readonly isClosing: () => boolean;
+  /** Per-group hits and misses; undefined: not recorded. */
+  readonly instruments?: Instruments | undefined;
 }
 
 /**
@@ -91,6 +95,7 @@ export class LoadCoordinator {
     if (now < entry.createdAt + (entry.expiresAt - entry.createdAt) * refreshAhead) return;
     if (this.#inflight.has(request.fullKey) || this.#refreshing.has(request.fullKey)) return;
     this.#o.counters.refreshes++;
+    counted(this.#o.counters.prefix, 'refreshes');
     // Tracked, so close() waits for it. A failed refresh leaves the current copy in place (a loader error, counted).
     this.#o.tasks.track(this.#start({ ...request, inMemory: entry, refresh: true }));
   }
@@ -146,8 +151,10 @@ export class LoadCoordinator {
       await lease?.release();
       return instead;
     }
-    if (lease !== undefined) this.#o.counters.locksAcquired++;
-    else if (!degraded && lockOn) {
+    if (lease !== undefined) {
+      this.#o.counters.locksAcquired++;
+      counted(this.#o.counters.prefix, 'locksAcquired');
+    } else if (!degraded && lockOn) {
       const outcome = refresh
         ? await this.#refreshLock(request.key, fullKey, lockKey, inMemory?.createdAt ?? 0)
         : await this.#waitForHolder(request.key, fullKey, lockKey);
@@ -171,9 +178,11 @@ export class LoadCoordinator {
     const fresh = reads.fromRemote(fullKey, found);
     if (fresh === undefined) {
       counters.misses++;
+      this.#o.instruments?.read(fullKey, 'miss');
       return undefined;
     }
     counters.redisHits++;
+    this.#o.instruments?.read(fullKey, 'redis');
     // A hit from Redis past the refresh point refreshes too (memory off, or a copy memory no longer holds); on a later
     // turn, once this flight has left the single-flight map.
     if (options.refreshAhead !== undefined && found !== undefined) {
@@ -191,7 +200,7 @@ export class LoadCoordinator {
     const { fullKey } = request;
     const retryAt = this.#backoff.get(fullKey);
     if (stale !== undefined && retryAt !== undefined) {
-      if (this.#o.clock.now() < retryAt) return this.#o.runner.serveStale(stale);
+      if (this.#o.clock.now() < retryAt) return this.#o.runner.serveStale(stale, fullKey);
       this.#backoff.delete(fullKey);
     }
     // Unless the refresh ended without a value (another process refreshes): then this call loads.
@@ -237,6 +246,7 @@ export class LoadCoordinator {
     if (taken === 'unreached') return { kind: 'load', lease: undefined };
     if (taken !== true) return { kind: 'busy' };
     this.#o.counters.locksAcquired++;
+    counted(this.#o.counters.prefix, 'locksAcquired');
     const lease = new Lease(remote, key, lockKey, token);
     const read = await this.#o.reads.readRemote(key, fullKey);
     const newer = read !== UNREACHED && read !== undefined && read.entry.createdAt > refreshing;
@@ -258,6 +268,7 @@ export class LoadCoordinator {
     const { lockTtlMs, waitMs } = this.#lockOptions();
     const token = lockToken();
     counters.lockWaits++;
+    counted(counters.prefix, 'lockWaits');
     const pollMs = Math.min(250, Math.max(20, Math.round(lockTtlMs / 10)));
     const deadline = performance.now() + waitMs;
     for (;;) {
@@ -269,6 +280,7 @@ export class LoadCoordinator {
       const fresh = reads.fromRemote(fullKey, read);
       if (fresh !== undefined) {
         counters.redisHits++;
+        this.#o.instruments?.read(fullKey, 'redis');
         return { kind: 'value', result: fresh };
       }
       // Taken only while Redis still has no fresh value (one atomic step): a value landing between our read and our
@@ -277,17 +289,20 @@ export class LoadCoordinator {
       if (again === 'unreached') break;
       if (again === true) {
         counters.locksAcquired++;
+        counted(counters.prefix, 'locksAcquired');
         return { kind: 'load', lease: new Lease(this.#lockRemote as LeaseRemote, key, lockKey, token) };
       }
       if (again === 'fresh') {
         const landed = reads.fromRemote(fullKey, await reads.readRemote(key, fullKey));
         if (landed !== undefined) {
           counters.redisHits++;
+          this.#o.instruments?.read(fullKey, 'redis');
           return { kind: 'value', result: landed };
         }
       }
     }
     counters.lockWaitTimeouts++;
+    counted(counters.prefix, 'lockWaitTimeouts');
     return { kind: 'load', lease: undefined };
   }
 

@@ -1,6 +1,7 @@
 import type { Entry } from '../entry.js';
 import { LoaderTimeoutError, SerializationError } from '../errors.js';
 import type { Coherence, LoadMark } from '../invalidation/coherence.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { Counters } from '../observability/stats.js';
 import type { ResolvedGetOrSetOptions } from '../options.js';
 import type { Lease } from '../resilience/lock.js';
@@ -44,6 +45,8 @@ export interface LoaderRunnerOptions {
   readonly coherence: Coherence;
   /** The lock TTL (ms): a lease held by a running loader is extended every third of it. */
   readonly lockTtlMs: number;
+  /** Loader durations and per-group loader figures; undefined: not recorded. */
+  readonly instruments?: Instruments | undefined;
 }
 
 /**
@@ -58,8 +61,10 @@ export class LoaderRunner {
     this.#o = options;
   }
 
-  serveStale(entry: Entry): ReadResult<unknown> {
+  /** `fullKey` names the key group the stale hit is counted in. */
+  serveStale(entry: Entry, fullKey: string): ReadResult<unknown> {
     this.#o.counters.staleHits++;
+    this.#o.instruments?.read(fullKey, 'stale');
     return { value: entry.value, source: 'stale', expiresInMs: entry.expiresAt - this.#o.clock.now() };
   }
 
@@ -72,10 +77,19 @@ export class LoaderRunner {
     const controller = new AbortController();
     lease?.keepAlive(this.#o.lockTtlMs);
 
-    const loaded = (async () => run.loader({ key, signal: controller.signal }))();
+    const instruments = this.#o.instruments?.enabled === true ? this.#o.instruments : undefined;
+    const message = instruments?.loadStarted(fullKey);
+    const began = instruments === undefined ? 0 : instruments.now();
+    const call = async () => run.loader({ key, signal: controller.signal });
+    const within = message?.within;
+    const loaded = within === undefined ? call() : within(call);
     const stored = loaded.then(
-      (value) => run.store(value, startedAt, mark),
+      (value) => {
+        instruments?.loadEnded(fullKey, instruments.now() - began, undefined, message);
+        return run.store(value, startedAt, mark);
+      },
       async (error: unknown) => {
+        instruments?.loadEnded(fullKey, instruments.now() - began, error ?? new Error('loader rejected'), message);
         counters.loaderErrors++;
         await lease?.release();
         throw error;
@@ -104,7 +118,7 @@ export class LoaderRunner {
         fn();
       };
       if (stale !== undefined && options.softTimeout !== undefined) {
-        timers.push(setTimeout(() => answer(() => resolve(this.serveStale(stale))), options.softTimeout));
+        timers.push(setTimeout(() => answer(() => resolve(this.serveStale(stale, fullKey))), options.softTimeout));
       }
       const hardTimeout = options.hardTimeout;
       if (hardTimeout !== undefined) {
@@ -116,7 +130,9 @@ export class LoaderRunner {
             // token, the write would find the lock gone and be refused as an invalidated load's).
             lease?.abandon();
             answer(() =>
-              stale !== undefined ? resolve(this.serveStale(stale)) : reject(new LoaderTimeoutError(message, { key })),
+              stale !== undefined
+                ? resolve(this.serveStale(stale, fullKey))
+                : reject(new LoaderTimeoutError(message, { key })),
             );
           }, hardTimeout),
         );
@@ -127,7 +143,7 @@ export class LoaderRunner {
           answer(() => {
             if (stale !== undefined && !(error instanceof SerializationError)) {
               run.onStaleServed();
-              resolve(this.serveStale(stale));
+              resolve(this.serveStale(stale, fullKey));
             } else reject(error as Error);
           }),
       );

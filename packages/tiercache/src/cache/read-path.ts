@@ -2,9 +2,11 @@ import { isFresh } from '../entry.js';
 import type { Entry, EntryCodec } from '../entry.js';
 import { SerializationError } from '../errors.js';
 import type { Coherence } from '../invalidation/coherence.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { Counters } from '../observability/stats.js';
 import { Lease } from '../resilience/lock.js';
 import type { LeaseRemote } from '../resilience/lock.js';
+import { readChannel } from '../observability/channels.js';
 import { UNREACHED } from '../tiers/batcher.js';
 import type { RawValue, TurnBatcher, Unreached } from '../tiers/batcher.js';
 import type { Clock, MemoryTier } from '../types.js';
@@ -36,6 +38,8 @@ export interface ReadPathOptions {
   readonly report: Reporter;
   /** Keeps a copy in memory (bounded by memory.maxTtl). */
   readonly remember: (fullKey: string, entry: Entry, size: number, now: number) => void;
+  /** Per-group hits and misses; undefined: not recorded. */
+  readonly instruments?: Instruments | undefined;
 }
 
 /**
@@ -52,6 +56,7 @@ export class ReadPath {
   readonly #counters: Counters;
   readonly #report: Reporter;
   readonly remember: ReadPathOptions['remember'];
+  readonly #instruments: Instruments | undefined;
 
   constructor(options: ReadPathOptions) {
     this.#memory = options.memory;
@@ -63,6 +68,7 @@ export class ReadPath {
     this.#counters = options.counters;
     this.#report = options.report;
     this.remember = options.remember;
+    this.#instruments = options.instruments?.enabled === true ? options.instruments : undefined;
   }
 
   /** The memory copy of `key` (fresh or not), looked up by the caller's own key string where it can be. */
@@ -77,7 +83,16 @@ export class ReadPath {
     const entry = this.memoryEntry(view, key, now);
     if (entry === undefined || !isFresh(entry, now)) return undefined;
     this.#counters.memoryHits++;
+    this.memoryHitOf(view, key, entry);
     return { value: entry.value, source: 'memory', expiresInMs: entry.expiresAt - now };
+  }
+
+  /** Counts a memory hit in the entry's key group (tagged when it went into memory) and publishes it if listened to. */
+  memoryHitOf(view: View, key: string, entry: Entry): void {
+    const group = entry.group;
+    if (group === undefined) return;
+    group.memoryHits++;
+    if (readChannel.hasSubscribers) this.#instruments?.publishRead(view.prefix + key, group.name, 'memory');
   }
 
   /** After a memory miss: Redis, counted as a hit or a miss. */
@@ -94,6 +109,7 @@ export class ReadPath {
     const batcher = this.#batcher;
     if (batcher === undefined) {
       this.#counters.misses++;
+      this.#instruments?.read(fullKey, 'miss');
       return Promise.resolve(shape(undefined));
     }
     const watch = this.#coherence.watchRead(fullKey);
@@ -102,6 +118,7 @@ export class ReadPath {
       const result = raw === UNREACHED ? undefined : this.fromRemote(fullKey, this.#found(key, raw, keep));
       if (result === undefined) this.#counters.misses++;
       else this.#counters.redisHits++;
+      this.#instruments?.read(fullKey, result === undefined ? 'miss' : 'redis');
       return shape(result);
     });
   }
@@ -117,11 +134,12 @@ export class ReadPath {
     if (missing.length === 0) return out;
     const counters = this.#counters;
     const batcher = this.#batcher;
+    const fullKeys = missing.map((i) => view.prefix + (keys[i] as string));
     if (batcher === undefined) {
       counters.misses += missing.length;
+      for (const fullKey of fullKeys) this.#instruments?.read(fullKey, 'miss');
       return out;
     }
-    const fullKeys = missing.map((i) => view.prefix + (keys[i] as string));
     // Without memory there is no copy to keep out of it: no marks to take.
     const watches =
       this.#memory === undefined ? undefined : fullKeys.map((fullKey) => this.#coherence.watchRead(fullKey));
@@ -129,6 +147,7 @@ export class ReadPath {
     const keep = watches?.map((watch, j) => this.#coherence.endRead(fullKeys[j] as string, watch));
     if (values === UNREACHED) {
       counters.misses += missing.length;
+      for (const fullKey of fullKeys) this.#instruments?.read(fullKey, 'miss');
       return out;
     }
     const now = this.#clock.now();
@@ -137,9 +156,11 @@ export class ReadPath {
       const entry = this.#decode(keys[index] as string, raw);
       if (entry === undefined || typeof raw !== 'string' || !isFresh(entry, now)) {
         counters.misses++;
+        this.#instruments?.read(fullKeys[j] as string, 'miss');
         return;
       }
       counters.redisHits++;
+      this.#instruments?.read(fullKeys[j] as string, 'redis');
       if (keep?.[j] === true) this.remember(fullKeys[j] as string, entry, raw.length, now);
       out[index] = entry.value;
     });

@@ -1,4 +1,5 @@
 import { createEntry } from '../entry.js';
+import { writeChannel } from '../observability/channels.js';
 import type { Entry, EntryCodec } from '../entry.js';
 import { ConfigurationError, ConnectionError, describeValue } from '../errors.js';
 import type { CacheError } from '../errors.js';
@@ -74,6 +75,9 @@ export class WritePath {
   constructor(options: WritePathOptions) {
     this.#o = options;
   }
+  #published(kind: 'write' | 'delete', count: number): void {
+    writeChannel.publish({ prefix: this.#o.options.prefix, kind, count });
+  }
 
   /** TTL spread by the jitter option, so keys written together do not expire together. */
   ttl(ttl: number): number {
@@ -112,6 +116,7 @@ export class WritePath {
     const prepared = this.#encode(view, key, value, options, now);
     const write = prepared.write;
     this.#o.counters.writes++;
+    if (writeChannel.hasSubscribers) this.#published('write', 1);
     this.#apply(prepared, now);
     const batcher = this.#o.batcher;
     if (batcher === undefined) return;
@@ -132,6 +137,7 @@ export class WritePath {
     const prepared = items.map(({ key, item }) => this.#encode(view, key, item.value, item, now));
     if (prepared.length === 0) return;
     this.#o.counters.writes += prepared.length;
+    if (writeChannel.hasSubscribers) this.#published('write', prepared.length);
     for (const p of prepared) this.#apply(p, now);
     const writes = prepared.map((p) => p.write);
     const batcher = this.#o.batcher;
@@ -162,6 +168,7 @@ export class WritePath {
     const count = (existed: readonly boolean[] | undefined): number =>
       inMemory.reduce((n, here, i) => (here || existed?.[i] === true ? n + 1 : n), 0);
     counters.deletes += fullKeys.length;
+    if (writeChannel.hasSubscribers) this.#published('delete', fullKeys.length);
     if (fullKeys.length === 0 || batcher === undefined) return count(undefined);
     const key = keys.length === 1 ? keys[0] : undefined;
     // The lock keys go in the same round trip: a loader still holding one then knows it was invalidated and does not

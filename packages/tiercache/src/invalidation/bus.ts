@@ -3,6 +3,7 @@
  * and how it hears of theirs, and of foreign writes through Redis' tracking invalidations, on one subscriber
  * connection that also carries the stampede lock's wake-ups.
  */
+import { counted } from '../observability/channels.js';
 import type { Counters } from '../observability/stats.js';
 import type { LockWaiters } from '../resilience/lock.js';
 import type { BackgroundTasks } from '../tasks.js';
@@ -48,8 +49,10 @@ export class Bus {
     try {
       await this.#tier.publish(this.channel, encodeBusMessage(message));
       this.#counters.busPublished++;
+      counted(this.#counters.prefix, 'busPublished');
     } catch {
       this.#counters.busPublishErrors++;
+      counted(this.#counters.prefix, 'busPublishErrors');
     }
   }
 
@@ -71,10 +74,12 @@ export class Bus {
     const message = decodeBusMessage(raw, this.#maxKeyLength);
     if (message === undefined) {
       this.#counters.busDropped++;
+      counted(this.#counters.prefix, 'busDropped');
       return;
     }
     if (message.from === this.instanceId) return;
     this.#counters.busReceived++;
+    counted(this.#counters.prefix, 'busReceived');
     const root = this.#root;
     const coherence = this.#coherence;
     switch (message.kind) {

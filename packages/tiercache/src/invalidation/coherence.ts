@@ -4,6 +4,7 @@
  * of our own script writes, and whether tracking and the subscriber are live — so the rule "a load or read that an
  * invalidation overtook keeps its result out of memory" lives here and nowhere else.
  */
+import { counted } from '../observability/channels.js';
 import { performance } from 'node:perf_hooks';
 import type { Entry } from '../entry.js';
 import type { Counters } from '../observability/stats.js';
@@ -129,6 +130,7 @@ export class Coherence {
   /** Invalidations may have been missed (the subscriber was down or silent): nothing in memory can be trusted. */
   flushMemory(): void {
     this.#counters.busResets++;
+    counted(this.#counters.prefix, 'busResets');
     this.#epoch++;
     this.#memory?.clear();
     this.#loads.clear();
@@ -162,6 +164,7 @@ export class Coherence {
    */
   onTracked(fullKeys: readonly string[], root: string): ReadonlyMap<string, string> | undefined {
     this.#counters.trackingInvalidations += fullKeys.length;
+    counted(this.#counters.prefix, 'trackingInvalidations', fullKeys.length);
     const foreign: string[] = [];
     let echoed: Map<string, string> | undefined;
     const now = performance.now();

@@ -1,3 +1,4 @@
+import { counted } from '../observability/channels.js';
 import { CacheError, ConnectionError, isOutageError } from '../errors.js';
 import type { Counters } from '../observability/stats.js';
 import { lockKeyFor } from '../resilience/lock.js';
@@ -127,6 +128,7 @@ export class Replayer {
         try {
           await this.#replay(batch);
           counters.replayed += batch.length;
+          counted(counters.prefix, 'replayed', batch.length);
         } catch (error) {
           for (const item of batch) queue.add(item);
           return error instanceof CacheError ? error : new ConnectionError(String(error), { cause: error });

@@ -1,8 +1,13 @@
 import type { BreakerSnapshot } from '../resilience/breaker.js';
 import type { AlertStats } from './alerts.js';
+import type { HistogramSummary } from './histogram.js';
+import type { KeyGroupStats } from './instruments.js';
 
 /** Counters the cache keeps. Plain numbers, bumped inline: nothing here allocates on the hot path. */
 export class Counters {
+  /** The cache's root prefix, for the `tiercache:counter` channel's messages (see `counted`). */
+  constructor(readonly prefix = '') {}
+
   memoryHits = 0;
   redisHits = 0;
   misses = 0;
@@ -85,4 +90,23 @@ export interface CacheStats {
   readonly deletes: number;
   /** Loads running now (one per key per process). */
   readonly inflight: number;
+  /**
+   * Durations in ms since the cache was created, read off fixed log-scale buckets (p50/p99 within 26 %): `redis`, one
+   * per round trip (a batch of the turn counts once); `loader`, one per loader run. Zeros with instrumentation off.
+   */
+  readonly latency: { readonly redis: HistogramSummary; readonly loader: HistogramSummary };
+  /**
+   * Sizes of the turn batcher's round trips: keys per read (MGET or GET), loads per "value or lock" step, ops per
+   * write batch. `count` is the number of round trips, `sum` the keys (or ops) they carried.
+   */
+  readonly batches: {
+    readonly reads: HistogramSummary;
+    readonly locks: HistogramSummary;
+    readonly writes: HistogramSummary;
+  };
+  /**
+   * Per key group (the `keyGroup` option, by default a key's first segment): hits by tier, misses, loader calls and
+   * durations. At most `maxKeyGroups` groups; the rest are counted under `other`.
+   */
+  readonly groups: Readonly<Record<string, KeyGroupStats>>;
 }

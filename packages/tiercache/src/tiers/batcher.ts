@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CacheError } from '../errors.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { LockedRead, LockedReadReply, WriteOp, WriteReply } from '../types.js';
 import { toCacheError } from './errors.js';
 import type { RemoteAccessor, RemoteOperation, RemoteOutcome } from './remote-accessor.js';
@@ -37,6 +38,8 @@ export interface TurnBatcherOptions {
   readonly scripted: () => boolean;
   /** Reports one op's own failure inside a batch that otherwise went through. */
   readonly report: (operation: RemoteOperation, key: string | undefined, error: CacheError) => void;
+  /** Batch sizes are recorded here at each flush; undefined or disabled: not recorded. */
+  readonly instruments?: Instruments | undefined;
 }
 
 interface ReadRequest {
@@ -72,6 +75,7 @@ export class TurnBatcher {
   readonly #lockTtlMs: number;
   readonly #scripted: () => boolean;
   readonly #report: TurnBatcherOptions['report'];
+  readonly #instruments: Instruments | undefined;
 
   #keys: string[] = [];
   #index: Map<string, number> | undefined;
@@ -90,6 +94,7 @@ export class TurnBatcher {
     this.#lockTtlMs = options.lockTtlMs;
     this.#scripted = options.scripted;
     this.#report = options.report;
+    this.#instruments = options.instruments?.enabled === true ? options.instruments : undefined;
   }
 
   /** The stored string of one full key (`key`: the caller's, for error reports), or UNREACHED. */
@@ -144,7 +149,7 @@ export class TurnBatcher {
    * sees the commands in the order they were made.
    */
   #skip(kind: 'read' | 'write'): boolean {
-    if (this.#accessor.skipsNow()) return true;
+    if (this.#accessor.skipsNow(kind === 'read' ? 'get' : 'set')) return true;
     const pending = kind === 'read' ? this.#writes.length > 0 : this.#reads.length > 0 || this.#locks.length > 0;
     if (pending) this.flush();
     return false;
@@ -203,10 +208,11 @@ export class TurnBatcher {
     this.#reads = [];
     this.#readKey = undefined;
     this.#inflight++;
+    this.#instruments?.readBatch.record(keys.length);
     if (keys.length === 1) {
       // A lone read is a plain GET, answered without an array.
       void this.#accessor
-        .run('get', reportKey, (tier) => tier.get(keys[0] as string))
+        .run('get', reportKey, (tier) => tier.get(keys[0] as string), 1)
         .then((outcome) => {
           this.#inflight--;
           const value = outcome.ok ? outcome.value : UNREACHED;
@@ -216,7 +222,7 @@ export class TurnBatcher {
       return;
     }
     void this.#accessor
-      .run('get', reportKey, (tier) => tier.getMany(keys))
+      .run('get', reportKey, (tier) => tier.getMany(keys), keys.length)
       .then((outcome) => {
         this.#inflight--;
         if (!outcome.ok) {
@@ -248,8 +254,9 @@ export class TurnBatcher {
         reads.push(lock.read);
       }
     }
+    this.#instruments?.lockBatch.record(reads.length);
     void this.#accessor
-      .run('lock', reportKey, (tier) => tier.readOrLock(reads, token, ttlMs, Date.now()))
+      .run('lock', reportKey, (tier) => tier.readOrLock(reads, token, ttlMs, Date.now()), reads.length)
       .then((outcome) => {
         this.#inflight--;
         const answered = new Set<number>();
@@ -279,12 +286,17 @@ export class TurnBatcher {
     const operation: RemoteOperation = first.op.kind === 'unlink' ? 'delete' : 'set';
     const reportKey = writes.length === 1 ? first.key : undefined;
     const scripted = this.#scripted();
+    this.#instruments?.writeBatch.record(writes.length);
     void this.#accessor
-      .run(operation, reportKey, (tier) =>
-        tier.write(
-          writes.map((w) => w.op),
-          { scripted },
-        ),
+      .run(
+        operation,
+        reportKey,
+        (tier) =>
+          tier.write(
+            writes.map((w) => w.op),
+            { scripted },
+          ),
+        writes.length,
       )
       .then((outcome) => {
         this.#inflight--;

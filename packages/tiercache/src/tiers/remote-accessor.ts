@@ -1,5 +1,7 @@
 import { CacheTimeoutError, CircuitOpenError, isOutageError } from '../errors.js';
 import type { CacheError } from '../errors.js';
+import { redisChannel } from '../observability/channels.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { Counters } from '../observability/stats.js';
 import type { CallPolicy, RemoteStatus, RemoteTier } from '../types.js';
 import { toCacheError, withTimeout } from './errors.js';
@@ -24,6 +26,8 @@ export interface RemoteAccessorOptions {
   readonly report: (operation: RemoteOperation, key: string | undefined, error: CacheError) => void;
   /** The connection became ready, or was lost (or could not be made): once per transition. */
   readonly onTransition: (up: boolean, error: CacheError | undefined) => void;
+  /** Round-trip times go here (one clock pair per call, not per key); undefined or disabled: not timed. */
+  readonly instruments?: Instruments | undefined;
 }
 
 /**
@@ -43,6 +47,7 @@ export class RemoteAccessor {
   readonly #timeoutMs: number;
   readonly #counters: Counters;
   readonly #report: RemoteAccessorOptions['report'];
+  readonly #instruments: Instruments | undefined;
   #pending = 0;
   readonly #idle: (() => void)[] = [];
   #before: BeforeCall | undefined;
@@ -59,6 +64,7 @@ export class RemoteAccessor {
     this.#timeoutMs = options.timeoutMs;
     this.#counters = options.counters;
     this.#report = options.report;
+    this.#instruments = options.instruments?.enabled === true ? options.instruments : undefined;
     const onTransition = options.onTransition;
     const watch = (status: RemoteStatus, error?: unknown): void => {
       if (error !== undefined) this.#lastError = toCacheError(error);
@@ -107,15 +113,21 @@ export class RemoteAccessor {
     operation: RemoteOperation,
     key: string | undefined,
     fn: (tier: RemoteTier) => Promise<T>,
+    size = 1,
   ): Promise<RemoteOutcome<T>> {
     const status = this.#tier.status;
     if (status === 'down') {
       this.#counters.redisSkipped++;
+      if (redisChannel.hasSubscribers) this.#publishSkip(operation, size, 'down');
       return SKIPPED_NOW;
     }
     this.#pending++;
+    const instruments = this.#instruments;
+    const started = instruments === undefined ? 0 : instruments.now();
     if (status === 'connecting' || this.#replayPending?.() === true) {
-      return this.#slow(operation, key, fn, status === 'connecting').then((outcome) => this.#settle(outcome));
+      return this.#slow(operation, key, fn, status === 'connecting').then((outcome) =>
+        this.#settle(outcome, operation, size, started),
+      );
     }
     const tier = this.#tier;
     const send = (): Promise<T> => fn(tier);
@@ -126,21 +138,42 @@ export class RemoteAccessor {
       sent = Promise.reject(error as Error);
     }
     return sent.then(
-      (value) => this.#settle({ ok: true, value }),
-      (caught: unknown) => this.#settle(this.#failed(operation, key, caught)),
+      (value) => this.#settle({ ok: true, value }, operation, size, started),
+      (caught: unknown) => this.#settle(this.#failed(operation, key, caught), operation, size, started),
     );
   }
 
-  #settle<T>(outcome: RemoteOutcome<T>): RemoteOutcome<T> {
+  #settle<T>(outcome: RemoteOutcome<T>, operation: RemoteOperation, size: number, started: number): RemoteOutcome<T> {
     if (--this.#pending === 0 && this.#idle.length > 0) for (const wake of this.#idle.splice(0)) wake();
+    const instruments = this.#instruments;
+    // A call the breaker turned away never reached Redis: no round trip to time.
+    if (instruments !== undefined && (outcome.ok || outcome.error !== undefined)) {
+      const durationMs = instruments.now() - started;
+      instruments.redis.record(durationMs);
+      instruments.lastRedisMs = durationMs;
+      if (redisChannel.hasSubscribers) {
+        redisChannel.publish({
+          prefix: instruments.prefix,
+          operation,
+          size,
+          startedAt: started,
+          durationMs,
+          ok: outcome.ok,
+          error: outcome.ok ? undefined : outcome.error,
+          skipped: undefined,
+        });
+      }
+    }
     if (outcome.ok) this.#after?.();
     return outcome;
   }
 
   #failed(operation: RemoteOperation, key: string | undefined, caught: unknown): RemoteOutcome<never> {
     if (caught instanceof CircuitOpenError) {
-      if (this.#tier.status === 'down') this.#counters.redisSkipped++;
+      const down = this.#tier.status === 'down';
+      if (down) this.#counters.redisSkipped++;
       else this.#counters.breakerSkipped++;
+      if (redisChannel.hasSubscribers) this.#publishSkip(operation, 1, down ? 'down' : 'breaker');
       return SKIPPED;
     }
     const error = toCacheError(caught, key);
@@ -180,16 +213,34 @@ export class RemoteAccessor {
    * Whether a call now would be skipped untried (Redis known down, or the breaker turning calls away): counted, so
    * that the batcher answers such a call at once, without queueing it for a turn.
    */
-  skipsNow(): boolean {
+  skipsNow(operation: RemoteOperation = 'get'): boolean {
     if (this.#tier.status === 'down') {
       this.#counters.redisSkipped++;
+      if (redisChannel.hasSubscribers) this.#publishSkip(operation, 1, 'down');
       return true;
     }
     if (this.#policy?.rejecting === true) {
       this.#counters.breakerSkipped++;
+      if (redisChannel.hasSubscribers) this.#publishSkip(operation, 1, 'breaker');
       return true;
     }
     return false;
+  }
+
+  /** A call skipped untried (counted in `redis.skipped` or `breaker.skipped`), for whoever listens. */
+  #publishSkip(operation: RemoteOperation, size: number, skipped: 'down' | 'breaker'): void {
+    const prefix = this.#instruments?.prefix;
+    if (prefix === undefined) return;
+    redisChannel.publish({
+      prefix,
+      operation,
+      size,
+      startedAt: 0,
+      durationMs: 0,
+      ok: false,
+      error: undefined,
+      skipped,
+    });
   }
 
   #whenReady(ms: number): Promise<boolean> {

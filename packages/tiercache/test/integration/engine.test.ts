@@ -106,7 +106,7 @@ describe('the start-up window', () => {
     const cache = fresh(uniquePrefix('health'));
     await cache.getOrSet('a', () => 1);
     await cache.getOrSet('b', () => 2);
-    expect(cache.health()).toMatchObject({ status: 'ok', redis: 'ready' });
+    expect(cache.health()).toMatchObject({ status: 'ok', redis: { state: 'ready', up: true } });
   });
 
   it('a call made while the connection hangs in its handshake answers within the Redis timeout', async () => {

@@ -13,8 +13,11 @@ import type {
   LoaderContext,
   ReadResult,
   SerializationError,
+  KeyGroupStats,
   Source,
 } from '../../src/index.js';
+import { registerPrometheus } from '../../src/observability/prometheus.js';
+import type { Registry } from 'prom-client';
 
 declare const cache: Cache;
 
@@ -162,5 +165,27 @@ describe('createCache options', () => {
     const options: CacheOptions = { ttl: 5 };
     // @ts-expect-error options are readonly
     options.ttl = 6;
+  });
+});
+
+describe('observability', () => {
+  it('types health() status, stats() latency and key groups', () => {
+    expectTypeOf(cache.health().status).toEqualTypeOf<'ok' | 'degraded' | 'down'>();
+    expectTypeOf(cache.health().redis.latencyMs).toEqualTypeOf<number | null>();
+    expectTypeOf(cache.stats().latency.redis.p99).toEqualTypeOf<number>();
+    expectTypeOf(cache.stats().groups['user']).toEqualTypeOf<KeyGroupStats | undefined>();
+  });
+
+  it('takes a prom-client registry and returns a disposer', () => {
+    expectTypeOf(registerPrometheus).parameter(1).toHaveProperty('registry').toEqualTypeOf<Registry>();
+    expectTypeOf(registerPrometheus).returns.toEqualTypeOf<() => void>();
+    // @ts-expect-error the registry is required
+    registerPrometheus(cache, {});
+  });
+
+  it('refuses keyGroup that is not a function of the key', () => {
+    createCache({ keyGroup: (key: string) => key.slice(0, 3), maxKeyGroups: 16, instrumentation: false });
+    // @ts-expect-error keyGroup returns a string
+    createCache({ keyGroup: (key: string) => key.length });
   });
 });
