@@ -169,8 +169,14 @@ export class RedisStrategyStore implements RemoteStreams, RemoteCounters {
   }
 
   async take(queue: QueueKeys, consumer: string, count: number, claimIdleMs: number): Promise<TakenRecord[]> {
-    const flat = (await this.#call('tcTake', [queue.stream, queue.latest, queue.group, consumer, count, claimIdleMs])) as
-      (string | number)[];
+    const flat = (await this.#call('tcTake', [
+      queue.stream,
+      queue.latest,
+      queue.group,
+      consumer,
+      count,
+      claimIdleMs,
+    ])) as (string | number)[];
     const out: TakenRecord[] = [];
     for (let i = 0; i + 3 < flat.length; i += 4) {
       out.push({ id: String(flat[i]), key: String(flat[i + 1]), value: String(flat[i + 2]), live: flat[i + 3] === 1 });
@@ -215,7 +221,13 @@ export class RedisStrategyStore implements RemoteStreams, RemoteCounters {
       return entries.map(([id, fields]) => {
         const f = new Map<string, string>();
         for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] as string, fields[i + 1] as string);
-        return { id, key: f.get('k') ?? '', value: f.get('v') ?? '', originalId: f.get('id') ?? '', reason: f.get('reason') ?? '' };
+        return {
+          id,
+          key: f.get('k') ?? '',
+          value: f.get('v') ?? '',
+          originalId: f.get('id') ?? '',
+          reason: f.get('reason') ?? '',
+        };
       });
     } catch (error) {
       throw toCacheError(error);
