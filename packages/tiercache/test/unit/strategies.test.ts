@@ -17,7 +17,11 @@ function shared(): { clock: FakeClock; tier: InMemoryRemoteTier } {
   return { clock, tier: new InMemoryRemoteTier({ clock }) };
 }
 
-function cacheOn(redis: NonNullable<CacheOptions['redis']>, clock: FakeClock, options: Omit<CacheOptions, 'clock'> = {}): Cache {
+function cacheOn(
+  redis: NonNullable<CacheOptions['redis']>,
+  clock: FakeClock,
+  options: Omit<CacheOptions, 'clock'> = {},
+): Cache {
   const cache = createCache({ prefix: 'app', redis, clock, ...options });
   open.push(cache);
   return cache;
