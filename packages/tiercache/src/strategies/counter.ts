@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CacheError, ConfigurationError, ConnectionError, describeValue } from '../errors.js';
+import { CacheError, CacheTimeoutError, ConfigurationError, ConnectionError, describeValue } from '../errors.js';
 import { positiveInteger, toMs } from '../options.js';
 import type { Duration } from '../types.js';
 import type { CounterKeys } from '../types.js';
@@ -41,6 +41,8 @@ export interface Counter {
   flush(): Promise<void>;
   /** Not-yet-flushed deltas (sum of absolute values), in Redis and in process memory: for dashboards. */
   unflushed(): Promise<number>;
+  /** Increments (sum of absolute deltas) kept in process memory because Redis was unreachable: lost if it dies. */
+  readonly offline: number;
 }
 
 export const COUNTER_DEFAULTS = { flushEvery: 100, flushInterval: 5_000, maxOffline: 10_000 } as const;
@@ -133,7 +135,12 @@ export class WriteBehindCounter implements Counter {
       const seed = await this.#seed(id);
       outcome = await this.#store.run(id, (s) => s.incr(this.#keys, id, by, seed, false));
     }
-    if (!outcome.ok) return this.#keepOffline(id, by);
+    if (!outcome.ok) {
+      // A call that timed out may have been applied: counting it again from memory could count it twice, so the
+      // caller is told (and decides). One that was skipped or refused never reached Redis: kept in memory.
+      if (outcome.error instanceof CacheTimeoutError) throw outcome.error;
+      return this.#keepOffline(id, by);
+    }
     const counted = outcome.value as { total: number; pending: number };
     this.#remember(id, counted.total);
     if (Math.abs(counted.pending) >= this.#o.flushEvery) this.#background(this.#o.flushEvery);
@@ -180,6 +187,12 @@ export class WriteBehindCounter implements Counter {
     return true;
   }
 
+  get offline(): number {
+    let sum = 0;
+    for (const delta of this.#offline.values()) sum += Math.abs(delta);
+    return sum;
+  }
+
   async get(id: string): Promise<number> {
     checkId(id);
     const outcome = await this.#store.run(id, (s) => s.total(this.#keys, id));
@@ -199,8 +212,7 @@ export class WriteBehindCounter implements Counter {
   }
 
   async unflushed(): Promise<number> {
-    let sum = 0;
-    for (const delta of this.#offline.values()) sum += Math.abs(delta);
+    const sum = this.offline;
     const outcome = await this.#store.run(undefined, (s) => s.unflushed(this.#keys));
     return sum + (outcome.ok ? outcome.value : 0);
   }

@@ -427,7 +427,8 @@ export class DurableWriteBehindQueue<T = unknown> implements WriteBehindQueue<T>
       if (stats.depth === 0 && this.#held.length === 0) return;
       this.#kick();
       if (this.#pumping !== undefined) await this.#pumping;
-      if (this.#held.length > 0) await sleep(Math.min(50, Math.max(0, deadline - Date.now())));
+      // Records held for a retry, or read by another instance and not claimable yet: look again shortly.
+      await sleep(Math.min(20, Math.max(0, deadline - Date.now())));
     }
   }
 
