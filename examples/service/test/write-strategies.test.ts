@@ -42,6 +42,7 @@ describe('write strategies in the service (PostgreSQL, real Redis)', () => {
     expect(updates).toBeLessThanOrEqual(Math.floor(100 / FLUSH_EVERY) + 1);
     expect(updates).toBeGreaterThanOrEqual(1);
     expect(await viewCount(3)).toBe(before + 100);
+    console.log(`figures: 100 views, flushEvery ${FLUSH_EVERY} -> ${updates} UPDATEs`);
     const ops = await get<{ counters: Record<string, { unflushed: number }> }>(t.app, '/ops/strategies');
     expect(ops.body.counters['product-views']?.unflushed).toBe(0);
   });
@@ -73,6 +74,41 @@ describe('write strategies in the service (PostgreSQL, real Redis)', () => {
     expect(rows[0]?.n).toBe(20);
     const ops = await get<{ queues: { orders: { depth: number; deadLetters: number } } }>(t.app, '/ops/strategies');
     expect(ops.body.queues.orders).toMatchObject({ depth: 0, deadLetters: 0 });
+  });
+
+  it('1000 orders posted 50 at a time all reach the order log, with the queue lag bounded', async () => {
+    let maxLag = 0;
+    let maxDepth = 0;
+    const sampler = setInterval(() => {
+      void t.app.orders.stats().then((s) => {
+        maxLag = Math.max(maxLag, s.lagMs);
+        maxDepth = Math.max(maxDepth, s.depth);
+      });
+    }, 10);
+    const started = performance.now();
+    const keys: string[] = [];
+    for (let i = 0; i < 1000; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          t.app.inject({ method: 'POST', url: '/products/4/orders', payload: { quantity: 1 } }),
+        ),
+      );
+      for (const res of batch) keys.push(`order:${(res.json() as { data: { orderKey: string } }).data.orderKey}`);
+    }
+    const posted = performance.now() - started;
+    await t.app.orders.flush('20s');
+    const drained = performance.now() - started;
+    clearInterval(sampler);
+    const rows = await t.app.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM orders WHERE order_key = ANY($1::text[])',
+      [keys],
+    );
+    expect(rows[0]?.n).toBe(1000);
+    console.log(
+      `figures: 1000 orders posted in ${posted.toFixed(0)} ms, all in the table after ${drained.toFixed(0)} ms; ` +
+        `max queue depth ${maxDepth}, max lag ${maxLag} ms`,
+    );
+    expect(maxLag).toBeLessThan(5_000);
   });
 
   it('the news worker warms its lists with warm()', async () => {
