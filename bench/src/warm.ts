@@ -41,7 +41,12 @@ const entries = Array.from({ length: ENTRIES }, (_, i) => ({
 
 const server = await startRedisServer();
 try {
-  for (const batchSize of [500, 1000]) {
+  const variants = [
+    { label: 'default (tracking on: a pipeline per batch)', batchSize: 500, tracking: true },
+    { label: 'default (tracking on: a pipeline per batch)', batchSize: 1000, tracking: true },
+    { label: 'tracking off (one script call per batch)', batchSize: 500, tracking: false },
+  ];
+  for (const { label, batchSize, tracking } of variants) {
     const times: number[] = [];
     let trips = '';
     for (let rep = 0; rep < REPS; rep++) {
@@ -50,7 +55,12 @@ try {
         onConnectionError: () => undefined,
       });
       const { tier, calls } = counted(redis);
-      const cache = createCache({ prefix: `warm-bench-${rep}`, redis: tier, timeouts: { redisMs: 1000 } });
+      const cache = createCache({
+        prefix: `warm-bench-${rep}`,
+        redis: tier,
+        timeouts: { redisMs: 1000 },
+        bus: { tracking },
+      });
       if (!(await cache.ready('5s'))) throw new Error('Redis did not connect');
       calls.clear();
       const started = performance.now();
@@ -64,7 +74,7 @@ try {
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)] ?? 0;
     console.log(
-      `warm ${ENTRIES} entries, batchSize ${batchSize}: median ${median.toFixed(1)} ms ` +
+      `warm ${ENTRIES} entries, ${label}, batchSize ${batchSize}: median ${median.toFixed(1)} ms ` +
         `(min ${times[0]?.toFixed(1)}, max ${times.at(-1)?.toFixed(1)}, ${REPS} runs); Redis round trips per run: ${trips}`,
     );
   }
