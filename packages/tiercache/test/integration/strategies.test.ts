@@ -240,3 +240,29 @@ describe('warm', () => {
     expect(calls['publish'] ?? 0).toBeLessThanOrEqual(20);
   });
 });
+
+describe('clear', () => {
+  it('leaves queued origin writes and unflushed counter deltas in place (they live beside the prefix)', async () => {
+    const cache = await fx.open(uniquePrefix('clr'));
+    const written: string[] = [];
+    let open = false;
+    const queue = cache.writeBehindQueue('kv', {
+      backoff: '10ms',
+      maxAttempts: 1000,
+      write: (batch) => {
+        if (!open) throw new Error('origin closed');
+        written.push(...batch.map((item) => item.key));
+      },
+    });
+    const counter = cache.counter('views', { flushInterval: '1h', flush: () => undefined });
+    await cache.writeBehind('k', 1, { queue: 'kv' });
+    await counter.incr('p', 3);
+    await cache.clear();
+    expect(await cache.get('k')).toBeUndefined();
+    expect(await counter.get('p')).toBe(3);
+    expect(await counter.unflushed()).toBe(3);
+    open = true;
+    await queue.flush('5s');
+    expect(written).toEqual(['k']);
+  });
+});
