@@ -1,7 +1,7 @@
 /** What the write strategies share: the way to Redis (or a local store without it), time, naming and reporting. */
 import { ConfigurationError, describeValue } from '../errors.js';
 import type { CacheError } from '../errors.js';
-import { InMemoryStrategyStore } from '../testing/in-memory-strategies.js';
+import { InMemoryStrategyStore } from '../tiers/memory-strategies.js';
 import { toCacheError } from '../tiers/errors.js';
 import type { RemoteAccessor, RemoteOutcome } from '../tiers/remote-accessor.js';
 import type { Clock, RemoteCounters, RemoteStreams } from '../types.js';

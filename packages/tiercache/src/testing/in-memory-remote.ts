@@ -15,7 +15,7 @@ import type {
   WriteReply,
 } from '../types.js';
 import { readOrLockByPrimitives, writeByPrimitives } from './batch-by-primitives.js';
-import { InMemoryStrategyStore } from './in-memory-strategies.js';
+import { InMemoryStrategyStore } from '../tiers/memory-strategies.js';
 
 interface Stored {
   readonly value: string;

@@ -32,7 +32,9 @@ const compareIds = (a: string, b: string): number => {
 };
 
 /**
- * The storage of write-behind queues and counters with Redis' semantics (stream ids from the clock, a consumer group
+ * The storage of write-behind queues and counters in process memory: what the strategies use without Redis (or while
+ * it is unreachable), and what tiercache/testing's InMemoryRemoteTier offers as its `streams` and `counters`. Redis'
+ * semantics (stream ids from the clock, a consumer group
  * with a pending list, claims after an idle time, atomic batch take-out), over Maps: the in-memory tier's
  * `streams` and `counters`.
  */
