@@ -11,6 +11,7 @@ import { opsRoutes } from './ops/routes.js';
 import { cachePlugin } from './plugins/cache.js';
 import { dbPlugin } from './plugins/db.js';
 import { methodNotAllowed } from './plugins/methods.js';
+import { strategiesPlugin } from './plugins/strategies.js';
 import { productRoutes } from './products/routes.js';
 import { trendsRoutes } from './trends/routes.js';
 
@@ -63,6 +64,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(dbPlugin, { config: config.database, db: options.db });
   await app.register(cachePlugin, { config });
   await app.register(metricsPlugin);
+  await app.register(strategiesPlugin, { config });
   await app.register(productRoutes);
   await app.register(newsRoutes);
   await app.register(trendsRoutes);

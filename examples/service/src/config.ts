@@ -52,6 +52,7 @@ export const EnvSchema = z.object({
   WORKER_INTERVAL: optional(interval),
   TRENDS_INTERVAL: optional(interval),
   TRENDS_EVICT_URL: optional(z.url({ protocol: /^https?$/ })),
+  VIEW_FLUSH_EVERY: z.coerce.number().int().min(1).max(1_000_000).default(16),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -76,6 +77,8 @@ export interface Config {
   /** ms; 0 = not in-process. */
   readonly trendsIntervalMs: number;
   readonly trendsEvictUrl: string | undefined;
+  /** The product view counter writes the database once an id has this many views not yet written. */
+  readonly viewFlushEvery: number;
   readonly logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
@@ -107,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerIntervalMs: e.WORKER_INTERVAL ?? 5 * 60_000,
     trendsIntervalMs: e.TRENDS_INTERVAL ?? 10 * 60_000,
     trendsEvictUrl: e.TRENDS_EVICT_URL,
+    viewFlushEvery: e.VIEW_FLUSH_EVERY,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -25,6 +25,8 @@ import { DEFAULTS, validateOptions } from './options.js';
 import type { CacheOptions, ResolvedOptions } from './options.js';
 import { CircuitBreaker, validateBreakerOptions } from './resilience/breaker.js';
 import { LockWaiters } from './resilience/lock.js';
+import { remoteRunner } from './strategies/context.js';
+import { Strategies } from './strategies/registry.js';
 import { BackgroundTasks } from './tasks.js';
 import { TurnBatcher } from './tiers/batcher.js';
 import { LruMemoryTier } from './tiers/memory.js';
@@ -35,6 +37,8 @@ import type { Clock, MemoryTier, RemoteTier, SubscriberHandle } from './types.js
 
 /** How long close() waits for loads and refreshes in flight before closing connections under them. */
 const CLOSE_WAIT_MS = 1_000;
+/** How long close() spends writing what write-behind queues hold and flushing counters, before anything else. */
+const STRATEGIES_CLOSE_MS = 5_000;
 
 /** A tier object passed as `redis` (tiercache/testing's in-memory and chaos tiers), told apart from ioredis options. */
 function isRemoteTier(value: unknown): value is RemoteTier {
@@ -143,6 +147,7 @@ export function createCache(options: CacheOptions = {}): Cache {
   const codec = new EntryCodec(resolved.maxValueBytes);
   const busSettings = remote === undefined ? false : resolved.bus;
   const lockTtlMs = resolved.lock === false ? DEFAULTS.lock.ttlMs : resolved.lock.ttlMs;
+  const instanceId = randomBytes(9).toString('base64url');
 
   const accessor =
     remote === undefined
@@ -178,7 +183,7 @@ export function createCache(options: CacheOptions = {}): Cache {
       : new Bus({
           tier: remote.tier,
           channel: busSettings === false ? undefined : `${resolved.prefix}__bus`,
-          instanceId: randomBytes(9).toString('base64url'),
+          instanceId,
           root: resolved.prefix,
           maxKeyLength: resolved.maxKeyLength + resolved.prefix.length + 512,
           coherence,
@@ -241,6 +246,13 @@ export function createCache(options: CacheOptions = {}): Cache {
     remember,
     loadedChannel,
   });
+  const strategies = new Strategies({
+    remote: remoteRunner(accessor),
+    clock,
+    rootPrefix: resolved.prefix,
+    instanceId,
+    report,
+  });
   const runner = new LoaderRunner({ counters, clock, coherence, lockTtlMs, instruments });
   const loads = new LoadCoordinator({
     options: resolved,
@@ -277,6 +289,8 @@ export function createCache(options: CacheOptions = {}): Cache {
 
   const close = (): Promise<void> =>
     (state.closing ??= (async () => {
+      // Queued origin writes and counter deltas go out first, while Redis and the origin are still reachable.
+      await strategies.close(STRATEGIES_CLOSE_MS);
       loads.close();
       // What was accepted before close() goes out now; then loads and refreshes in flight finish (bounded: a loader
       // that never settles must not hold close() hostage), then the replies of everything sent are waited for.
@@ -303,6 +317,7 @@ export function createCache(options: CacheOptions = {}): Cache {
       reads,
       writes,
       loads,
+      strategies,
       counters,
       events,
       instruments,

@@ -1,5 +1,5 @@
 export { createCache } from './create-cache.js';
-export type { Cache, CacheHealth } from './cache/contract.js';
+export type { Cache, CacheHealth, WarmEntries, WriteBehindOptions } from './cache/contract.js';
 export type { Loader, LoaderContext } from './cache/loader-runner.js';
 export type { ReadResult, Source } from './cache/view.js';
 export type { MsetEntry } from './cache/write-path.js';
@@ -57,3 +57,16 @@ export type { CachedFunction, CachedOptions } from './decorators/cached.js';
 export { setDefaultCache } from './decorators/default-cache.js';
 export { cacheOptionsFromEnv, createCacheFromEnv } from './env.js';
 export type { EnvOptions } from './env.js';
+export { COUNTER_DEFAULTS } from './strategies/counter.js';
+export type { Counter, CounterFlush, CounterOptions } from './strategies/counter.js';
+export { WARM_DEFAULTS } from './strategies/warm.js';
+export type { WarmOptions, WarmProgress } from './strategies/warm.js';
+export { WRITE_BEHIND_DEFAULTS } from './strategies/write-behind.js';
+export type {
+  DeadLetter,
+  WriteBehindItem,
+  WriteBehindQueue,
+  WriteBehindQueueOptions,
+  WriteBehindQueueStats,
+} from './strategies/write-behind.js';
+export type { OriginWriter, WriteThroughOptions } from './strategies/write-through.js';

@@ -159,6 +159,10 @@ export interface RemoteTier {
    * Resolves false where the tier cannot (a cluster, for now).
    */
   enableTracking?(redirectId: number, prefix: string): Promise<boolean>;
+  /** Write-behind queues (Streams); absent where the tier has none (then queues are kept in process memory). */
+  readonly streams?: RemoteStreams;
+  /** Write-behind counters; absent where the tier has none (then counters are kept in process memory). */
+  readonly counters?: RemoteCounters;
   close(): Promise<void>;
 }
 
@@ -190,4 +194,108 @@ export interface LoadedWrite extends RemoteWrite {
   /** Empty when the loader ran without the lock. */
   readonly token: string;
   readonly channel: string;
+}
+
+// ── the storage the write strategies need (strategies/): a narrow, optional capability of a remote tier ──────────
+
+/**
+ * The Redis keys of one write-behind queue. All share one hash tag, so each script touches one slot on a cluster.
+ * `stream` holds the records (a Stream read through the consumer group `group`), `latest` maps each key to the id of
+ * its newest record (latest wins: an older record of the key is skipped), `dead` the dead letters.
+ */
+export interface QueueKeys {
+  readonly stream: string;
+  readonly latest: string;
+  readonly dead: string;
+  readonly group: string;
+}
+
+/** One record of a write-behind queue: the cache key, its encoded value and its stream id. */
+export interface QueueRecord {
+  readonly id: string;
+  readonly key: string;
+  readonly value: string;
+}
+
+/** A record read from the queue, and whether it is still its key's newest (a superseded one is acked unwritten). */
+export interface TakenRecord extends QueueRecord {
+  readonly live: boolean;
+}
+
+export interface DeadRecord extends QueueRecord {
+  /** Why it was moved to the dead letters (the writer's last error message). */
+  readonly reason: string;
+  /** The id it had in the queue. */
+  readonly originalId: string;
+}
+
+export interface QueueInfo {
+  /** Records in the queue, read or not, not yet written. */
+  readonly depth: number;
+  /** The id of the oldest of them (its time part is when it was queued), or undefined when empty. */
+  readonly oldestId: string | undefined;
+  readonly deadLetters: number;
+}
+
+/** Write-behind queues as Redis Streams with a consumer group. Every method is one round trip. */
+export interface RemoteStreams {
+  /** XADD the record and point `latest[key]` at it, atomically. Resolves with the record's id. */
+  enqueue(queue: QueueKeys, key: string, value: string): Promise<string>;
+  /**
+   * Up to `count` records for `consumer`: first those another consumer read and left unacked for `claimIdleMs`
+   * (XAUTOCLAIM), then new ones (XREADGROUP). Creates the group on first use.
+   */
+  take(queue: QueueKeys, consumer: string, count: number, claimIdleMs: number): Promise<TakenRecord[]>;
+  /** Whether each record is still its key's newest (checked again before a retry). */
+  live(queue: QueueKeys, records: readonly QueueRecord[]): Promise<boolean[]>;
+  /** XACK and XDEL the records, and drop `latest[key]` where it still points at the record. */
+  done(queue: QueueKeys, records: readonly QueueRecord[]): Promise<void>;
+  /** Moves the records to the dead letters (capped at `maxDead`, oldest trimmed), as `done` does with the rest. */
+  bury(queue: QueueKeys, records: readonly QueueRecord[], reason: string, maxDead: number): Promise<void>;
+  info(queue: QueueKeys): Promise<QueueInfo>;
+  /** The oldest `count` dead letters. */
+  deadLetters(queue: QueueKeys, count: number): Promise<DeadRecord[]>;
+  /** Queues dead letters again (as the newest record of their key) and removes them from the dead letters. */
+  revive(queue: QueueKeys, ids: readonly string[]): Promise<number>;
+}
+
+/**
+ * The Redis keys of one counter: `totals` (id → current total), `pending` (id → delta not yet taken for a flush) and
+ * `batch` (the deltas taken for the flush in progress, with its batch id). One hash tag for the three.
+ */
+export interface CounterKeys {
+  readonly totals: string;
+  readonly pending: string;
+  readonly batch: string;
+}
+
+export interface CounterBatch {
+  readonly batchId: string;
+  readonly deltas: ReadonlyMap<string, number>;
+}
+
+/** Write-behind counters: totals and not-yet-flushed deltas in Redis. Every method is one round trip. */
+export interface RemoteCounters {
+  /**
+   * Adds `by` to the id's total and pending delta. With `requireSeed` and no total yet, changes nothing and resolves
+   * undefined (the caller loads the seed and calls again with it); `seed` is set first when there is no total.
+   */
+  incr(
+    keys: CounterKeys,
+    id: string,
+    by: number,
+    seed: number | undefined,
+    requireSeed: boolean,
+  ): Promise<{ readonly total: number; readonly pending: number } | undefined>;
+  /** The id's total, or undefined when there is none. */
+  total(keys: CounterKeys, id: string): Promise<number | undefined>;
+  /**
+   * The batch of a flush in progress (a retry gets the same id and deltas), or, when some pending delta is at least
+   * `min` in size, every pending delta moved into a new batch named `batchId`, atomically. Undefined: nothing to do.
+   */
+  takeBatch(keys: CounterKeys, batchId: string, min: number): Promise<CounterBatch | undefined>;
+  /** Removes the batch once flushed, if it is still `batchId`. */
+  commitBatch(keys: CounterKeys, batchId: string): Promise<boolean>;
+  /** The sum of the absolute deltas not yet flushed (pending and in the batch). */
+  unflushed(keys: CounterKeys): Promise<number>;
 }

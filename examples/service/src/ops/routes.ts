@@ -51,6 +51,18 @@ export const opsRoutes: FastifyPluginAsync<OpsOptions> = async (app, { config })
     };
   });
 
+  // The write strategies at a glance (dashboard "Write strategies" panel): the order queue and the view counter.
+  app.get('/ops/strategies', async (_request, reply) => {
+    void reply.header('cache-control', 'no-store');
+    const [orders, unflushedViews] = await Promise.all([app.orders.stats(), app.views.unflushed()]);
+    return {
+      queues: { orders },
+      counters: {
+        'product-views': { unflushed: unflushedViews, offline: app.views.offline, flushes: app.viewFlushes() },
+      },
+    };
+  });
+
   if (config.internalKeyIsDefault) {
     app.log.warn(
       `INTERNAL_KEY is unset: DELETE /internal/cache accepts the development key ${DEV_INTERNAL_KEY} ` +

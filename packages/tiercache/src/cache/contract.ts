@@ -7,6 +7,18 @@ import type { Duration } from '../types.js';
 import type { Loader } from './loader-runner.js';
 import type { ReadResult } from './view.js';
 import type { MsetEntry } from './write-path.js';
+import type { Counter, CounterOptions } from '../strategies/counter.js';
+import type { WarmOptions, WarmProgress } from '../strategies/warm.js';
+import type { WriteBehindQueue, WriteBehindQueueOptions } from '../strategies/write-behind.js';
+import type { OriginWriter, WriteThroughOptions } from '../strategies/write-through.js';
+
+/** Per-call options of `writeBehind`: the queue (registered with `writeBehindQueue`) and the cache entry's options. */
+export interface WriteBehindOptions extends SetOptions {
+  readonly queue: string;
+}
+
+/** Iterable entries for `warm`. */
+export type WarmEntries = Iterable<MsetEntry> | AsyncIterable<MsetEntry>;
 
 /**
  * What `health()` reports (docs/observability.md, "Health"). `status`:
@@ -68,6 +80,20 @@ export interface Cache {
   invalidateTags(tags: readonly string[]): Promise<void>;
   /** Removes every key under this cache's prefix (or namespace), in memory and in Redis. Never FLUSHDB. */
   clear(): Promise<void>;
+  /**
+   * Write-through: `writer(value)` (the origin write) first; only when it succeeds is the value set in both tiers and
+   * other instances' copies invalidated. Resolves with the writer's result. The writer's error is the caller's, and
+   * leaves the cache untouched; a Redis failure after the origin succeeded is not (docs/write-strategies.md).
+   */
+  writeThrough<T, R>(key: string, value: T, writer: OriginWriter<T, R>, options?: WriteThroughOptions): Promise<R>;
+  /** Registers a write-behind queue: a durable queue in Redis (in memory without it) drained by `write`. */
+  writeBehindQueue<T = unknown>(name: string, options: WriteBehindQueueOptions<T>): WriteBehindQueue<T>;
+  /** Sets the value in the cache at once and queues its origin write on `options.queue`. */
+  writeBehind<T>(key: string, value: T, options: WriteBehindOptions): Promise<void>;
+  /** A write-behind counter: live totals in Redis, deltas flushed to the origin in idempotent batches. */
+  counter(name: string, options: CounterOptions): Counter;
+  /** Writes many entries in pipelined batches; resolves with how many were written and how many failed. */
+  warm(entries: WarmEntries, options?: WarmOptions): Promise<WarmProgress>;
   /** A view whose keys live under `${prefix}${name}:`, sharing this cache's memory, connection and stats. */
   namespace(name: string): Cache;
   stats(): CacheStats;

@@ -19,6 +19,14 @@ import type { Loader } from './loader-runner.js';
 import type { ReadPath } from './read-path.js';
 import type { ReadResult, View } from './view.js';
 import type { MsetEntry, WritePath } from './write-path.js';
+import type { Counter, CounterOptions } from '../strategies/counter.js';
+import type { Strategies } from '../strategies/registry.js';
+import { warm } from '../strategies/warm.js';
+import type { WarmOptions, WarmProgress } from '../strategies/warm.js';
+import type { WriteBehindQueue, WriteBehindQueueOptions } from '../strategies/write-behind.js';
+import { writeThrough } from '../strategies/write-through.js';
+import type { OriginWriter, WriteThroughOptions } from '../strategies/write-through.js';
+import type { WarmEntries, WriteBehindOptions } from './contract.js';
 
 /** The parts a cache and its namespaces share, built once by the composition root (create-cache.ts). */
 export interface CacheParts {
@@ -35,6 +43,8 @@ export interface CacheParts {
   readonly reads: ReadPath;
   readonly writes: WritePath;
   readonly loads: LoadCoordinator;
+  /** Write-behind queues and counters. */
+  readonly strategies: Strategies;
   readonly counters: Counters;
   readonly events: Emitter;
   readonly instruments: Instruments;
@@ -217,6 +227,46 @@ export class TierCache implements Cache {
   async clear(): Promise<void> {
     if (this.#parts.isClosing()) throw new CacheClosedError();
     await this.#parts.writes.clear(this.#view);
+  }
+
+  // ── write strategies (strategies/) ─────────────────────────────────────────────────────────────────────────
+
+  async writeThrough<T, R>(
+    key: string,
+    value: T,
+    writer: OriginWriter<T, R>,
+    options?: WriteThroughOptions,
+  ): Promise<R> {
+    this.#check(key);
+    return writeThrough(this.#parts, this.#view, key, value, writer, options);
+  }
+
+  writeBehindQueue<T = unknown>(name: string, options: WriteBehindQueueOptions<T>): WriteBehindQueue<T> {
+    if (this.#parts.isClosing()) throw new CacheClosedError();
+    return this.#parts.strategies.queue<T>(name, options);
+  }
+
+  async writeBehind<T>(key: string, value: T, options: WriteBehindOptions): Promise<void> {
+    this.#check(key);
+    if (typeof options !== 'object' || options === null) {
+      throw new ConfigurationError(
+        `Expected the options argument to be { queue, ttl?, tags? }, got ${describeValue(options)}`,
+      );
+    }
+    const { queue: name, ...setOptions } = options;
+    const queue = this.#parts.strategies.queueNamed(name);
+    await this.#parts.writes.set(this.#view, key, value, setOptions);
+    await queue.enqueue(key, value);
+  }
+
+  counter(name: string, options: CounterOptions): Counter {
+    if (this.#parts.isClosing()) throw new CacheClosedError();
+    return this.#parts.strategies.counter(name, options);
+  }
+
+  async warm(entries: WarmEntries, options?: WarmOptions): Promise<WarmProgress> {
+    if (this.#parts.isClosing()) throw new CacheClosedError();
+    return warm(this.#parts, this.#view, entries, options, this.#checked);
   }
 
   // ── the rest ───────────────────────────────────────────────────────────────────────────────────────────────

@@ -6,7 +6,9 @@ import type {
   LockGuard,
   LockedRead,
   LockedReadReply,
+  RemoteCounters,
   RemoteStatus,
+  RemoteStreams,
   RemoteTier,
   RemoteWrite,
   StatusListener,
@@ -27,7 +29,9 @@ export type ChaosOperation =
   | 'releaseLock'
   | 'setLoaded'
   | 'invalidateTags'
-  | 'publish';
+  | 'publish'
+  | 'streams'
+  | 'counters';
 
 const OPERATIONS: readonly ChaosOperation[] = [
   'get',
@@ -42,7 +46,12 @@ const OPERATIONS: readonly ChaosOperation[] = [
   'setLoaded',
   'invalidateTags',
   'publish',
+  'streams',
+  'counters',
 ];
+
+const STREAM_METHODS = ['enqueue', 'take', 'live', 'done', 'bury', 'info', 'deadLetters', 'revive'] as const;
+const COUNTER_METHODS = ['incr', 'total', 'takeBatch', 'commitBatch', 'unflushed'] as const;
 
 /** The error to inject: one instance thrown every time, or a factory called per failed call. */
 export type ChaosError = Error | ((operation: ChaosOperation) => Error);
@@ -139,8 +148,23 @@ export class ChaosRemoteTier implements RemoteTier {
       throw new ConfigurationError(`Expected \`seed\` to be an integer, got ${describeValue(seed)}`);
     }
     this.#inner = inner;
+    // The write strategies' storage is faulted like the rest: every call of it counts as 'streams' or 'counters'.
+    if (inner.streams !== undefined) this.streams = this.#wrap(inner.streams, 'streams', STREAM_METHODS);
+    if (inner.counters !== undefined) this.counters = this.#wrap(inner.counters, 'counters', COUNTER_METHODS);
     this.#random = seededRandom(seed);
     this.#timeoutMs = options.timeoutMs === undefined ? undefined : toMs('timeoutMs', options.timeoutMs);
+  }
+
+  readonly streams?: RemoteStreams;
+  readonly counters?: RemoteCounters;
+
+  #wrap<T extends object>(inner: T, operation: ChaosOperation, names: readonly (keyof T & string)[]): T {
+    const out: Record<string, unknown> = {};
+    for (const name of names) {
+      const method = inner[name] as unknown as (...args: unknown[]) => Promise<unknown>;
+      out[name] = (...args: unknown[]) => this.#run(operation, () => method.apply(inner, args));
+    }
+    return out as T;
   }
 
   get inner(): RemoteTier {

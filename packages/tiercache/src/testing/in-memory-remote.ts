@@ -15,6 +15,7 @@ import type {
   WriteReply,
 } from '../types.js';
 import { readOrLockByPrimitives, writeByPrimitives } from './batch-by-primitives.js';
+import { InMemoryStrategyStore } from '../tiers/memory-strategies.js';
 
 interface Stored {
   readonly value: string;
@@ -60,6 +61,9 @@ export class InMemoryRemoteTier implements RemoteTier {
   readonly #tags = new Map<string, Map<string, number>>();
   #closed = false;
   readonly #statusListeners = new Set<StatusListener>();
+  /** Write-behind queues and counters, with Redis' semantics. */
+  readonly streams: InMemoryStrategyStore;
+  readonly counters: InMemoryStrategyStore;
 
   constructor(options: InMemoryRemoteTierOptions = {}) {
     const clock: unknown = options.clock ?? systemClock;
@@ -69,6 +73,7 @@ export class InMemoryRemoteTier implements RemoteTier {
       );
     }
     this.#clock = clock as Clock;
+    this.streams = this.counters = new InMemoryStrategyStore(this.#clock, () => this.#open());
   }
 
   get available(): boolean {

@@ -21,6 +21,7 @@ import type {
 } from '../types.js';
 import { Subscriber } from './redis-subscriber.js';
 import { RedisBatches } from './redis-batch.js';
+import { RedisStrategyStore } from './redis-strategies.js';
 import { failFastOptions, groupBySlot, isClient, statusOf } from './redis-connection.js';
 import {
   EXTEND_LOCK,
@@ -67,6 +68,9 @@ export class RedisTier implements RemoteTier {
   readonly #statusListeners = new Set<StatusListener>();
   readonly #onClientEvent = (): void => this.#updateStatus();
   readonly #batches: RedisBatches;
+  /** Write-behind queues and counters (strategies/). */
+  readonly streams: RedisStrategyStore;
+  readonly counters: RedisStrategyStore;
 
   constructor(source: string | RedisOptions | Client, options: RedisTierOptions) {
     this.#timeoutMs = options.timeoutMs;
@@ -103,6 +107,7 @@ export class RedisTier implements RemoteTier {
     this.#client.defineCommand('tiercacheReadOrLock', { lua: READ_OR_LOCK });
     this.#client.defineCommand('tiercacheSetMany', { lua: SET_MANY });
     this.#batches = new RedisBatches(this.#client, (promise) => this.#bound(promise));
+    this.streams = this.counters = new RedisStrategyStore(this.#client, (promise) => this.#bound(promise));
     this.#status = statusOf(this.#client.status);
     for (const event of ['connect', 'ready', 'close', 'end', 'reconnecting', 'connecting']) {
       this.#client.on(event, this.#onClientEvent);

@@ -195,5 +195,100 @@ export function describeRemoteTier(name: string, open: () => Promise<ContractSub
         expect(await tier.deleteMany([`${p}a`, `${p}b`])).toBe(1);
         expect(await tier.get(`${p}a`)).toBeFalsy();
       }));
+
+    // ── the write strategies' storage (optional capabilities: every tier here has them) ─────────────────────────
+
+    const queueOf = (p: string) => ({
+      stream: `${p}{q}:stream`,
+      latest: `${p}{q}:latest`,
+      dead: `${p}{q}:dead`,
+      group: 'g',
+    });
+
+    it('delivers each queued record to one consumer, with only the newest record of a key live', () =>
+      use(async ({ tier }, p) => {
+        const streams = tier.streams;
+        if (streams === undefined) throw new Error('no streams');
+        const q = queueOf(p);
+        const first = await streams.enqueue(q, 'k1', 'v1');
+        await streams.enqueue(q, 'k2', 'x');
+        const newer = await streams.enqueue(q, 'k1', 'v2');
+        const taken = await streams.take(q, 'a', 10, 60_000);
+        expect(taken.map((r) => [r.key, r.value, r.live])).toEqual([
+          ['k1', 'v1', false],
+          ['k2', 'x', true],
+          ['k1', 'v2', true],
+        ]);
+        expect(taken[0]?.id).toBe(first);
+        expect(await streams.take(q, 'b', 10, 60_000)).toEqual([]);
+        expect(await streams.live(q, [{ id: newer, key: 'k1', value: 'v2' }])).toEqual([true]);
+        expect((await streams.info(q)).depth).toBe(3);
+        await streams.done(q, taken);
+        expect(await streams.info(q)).toEqual({ depth: 0, oldestId: undefined, deadLetters: 0 });
+        expect(await streams.live(q, [{ id: newer, key: 'k1', value: 'v2' }])).toEqual([false]);
+      }));
+
+    it('hands a record another consumer left unacknowledged to the next one after the idle time', () =>
+      use(async ({ tier, advance }, p) => {
+        const streams = tier.streams;
+        if (streams === undefined) throw new Error('no streams');
+        const q = queueOf(p);
+        await streams.enqueue(q, 'k', 'v');
+        expect(await streams.take(q, 'a', 10, 50)).toHaveLength(1);
+        expect(await streams.take(q, 'b', 10, 50)).toEqual([]);
+        await advance(80);
+        const claimed = await streams.take(q, 'b', 10, 50);
+        expect(claimed.map((r) => [r.key, r.live])).toEqual([['k', true]]);
+      }));
+
+    it('keeps dead letters with their reason and queues them again on revive', () =>
+      use(async ({ tier }, p) => {
+        const streams = tier.streams;
+        if (streams === undefined) throw new Error('no streams');
+        const q = queueOf(p);
+        await streams.enqueue(q, 'k', 'poison');
+        const taken = await streams.take(q, 'a', 10, 60_000);
+        await streams.bury(q, taken, 'bad row', 100);
+        const dead = await streams.deadLetters(q, 10);
+        expect(dead.map((d) => [d.key, d.value, d.reason, d.originalId])).toEqual([
+          ['k', 'poison', 'bad row', taken[0]?.id],
+        ]);
+        expect(await streams.info(q)).toMatchObject({ depth: 0, deadLetters: 1 });
+        expect(
+          await streams.revive(
+            q,
+            dead.map((d) => d.id),
+          ),
+        ).toBe(1);
+        const again = await streams.take(q, 'a', 10, 60_000);
+        expect(again.map((r) => [r.key, r.value, r.live])).toEqual([['k', 'poison', true]]);
+        expect((await streams.info(q)).deadLetters).toBe(0);
+      }));
+
+    it('counts totals and pending deltas, seeds on request, and takes a batch out atomically under one id', () =>
+      use(async ({ tier }, p) => {
+        const counters = tier.counters;
+        if (counters === undefined) throw new Error('no counters');
+        const keys = { totals: `${p}{c}:t`, pending: `${p}{c}:p`, batch: `${p}{c}:b` };
+        expect(await counters.incr(keys, 'a', 1, undefined, true)).toBeUndefined();
+        expect(await counters.incr(keys, 'a', 2, 10, false)).toEqual({ total: 12, pending: 2 });
+        expect(await counters.incr(keys, 'b', 1, undefined, false)).toEqual({ total: 1, pending: 1 });
+        expect(await counters.total(keys, 'a')).toBe(12);
+        expect(await counters.takeBatch(keys, 'batch-1', 5)).toBeUndefined();
+        const batch = await counters.takeBatch(keys, 'batch-1', 2);
+        expect(batch?.batchId).toBe('batch-1');
+        expect(Object.fromEntries(batch?.deltas ?? [])).toEqual({ a: 2, b: 1 });
+        await counters.incr(keys, 'a', 4, undefined, false);
+        const retry = await counters.takeBatch(keys, 'batch-2', 1);
+        expect(retry?.batchId).toBe('batch-1');
+        expect(Object.fromEntries(retry?.deltas ?? [])).toEqual({ a: 2, b: 1 });
+        expect(await counters.unflushed(keys)).toBe(7);
+        expect(await counters.commitBatch(keys, 'batch-2')).toBe(false);
+        expect(await counters.commitBatch(keys, 'batch-1')).toBe(true);
+        const next = await counters.takeBatch(keys, 'batch-3', 1);
+        expect(next?.batchId).toBe('batch-3');
+        expect(Object.fromEntries(next?.deltas ?? [])).toEqual({ a: 4 });
+        expect(await counters.total(keys, 'a')).toBe(16);
+      }));
   });
 }

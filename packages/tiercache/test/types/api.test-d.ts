@@ -15,6 +15,7 @@ import type {
   SerializationError,
   KeyGroupStats,
   Source,
+  WarmProgress,
 } from '../../src/index.js';
 import { registerPrometheus } from '../../src/observability/prometheus.js';
 import type { Registry } from 'prom-client';
@@ -187,5 +188,30 @@ describe('observability', () => {
     createCache({ keyGroup: (key: string) => key.slice(0, 3), maxKeyGroups: 16, instrumentation: false });
     // @ts-expect-error keyGroup returns a string
     createCache({ keyGroup: (key: string) => key.length });
+  });
+});
+
+describe('write strategies', () => {
+  it('resolves writeThrough with the writer result, sync or async', () => {
+    expectTypeOf(cache.writeThrough('k', 1, () => 'row')).toEqualTypeOf<Promise<string>>();
+    expectTypeOf(cache.writeThrough('k', { n: 1 }, async (v) => v.n)).toEqualTypeOf<Promise<number>>();
+  });
+
+  it('types the write-behind batch by the queue value type', () => {
+    const queue = cache.writeBehindQueue<{ total: number }>('orders', {
+      write: (batch) => {
+        expectTypeOf(batch[0]?.value).toEqualTypeOf<{ total: number } | undefined>();
+        expectTypeOf(batch[0]?.id).toEqualTypeOf<string | undefined>();
+      },
+    });
+    expectTypeOf(queue.deadLetters()).resolves.items.toHaveProperty('value').toEqualTypeOf<{ total: number }>();
+    // @ts-expect-error the queue option is required
+    void cache.writeBehind('k', 1, { ttl: '1m' });
+  });
+
+  it('answers numbers from a counter and counts from warm', () => {
+    const views = cache.counter('views', { flush: (deltas, batchId) => void [deltas.get('x'), batchId] });
+    expectTypeOf(views.incr('p')).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(cache.warm([{ key: 'a', value: 1 }])).resolves.toEqualTypeOf<WarmProgress>();
   });
 });
