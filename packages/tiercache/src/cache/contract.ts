@@ -45,7 +45,7 @@ export interface CacheHealth {
   } | null;
   /** null with memory off. */
   readonly memory: { readonly entries: number; readonly bytes: number } | null;
-  /** Write-behind queues by name and their depth (empty until the write strategies add theirs). */
+  /** Write-behind queues by name, with their depth as of the queue's last `stats()` (no I/O here). */
   readonly queues: Readonly<Record<string, { readonly pending: number }>>;
   /** Same as `bus.coherent`; null without a bus. Kept for callers of the first health() shape. */
   readonly coherent: boolean | null;

@@ -302,7 +302,7 @@ export class TierCache implements Cache {
       breaker: breakerState,
       bus: coherent === null ? null : { coherent, replayPending: replay?.size ?? 0 },
       memory: memory === undefined ? null : { entries: memory.entries, bytes: memory.bytes },
-      queues: {},
+      queues: this.#parts.strategies.queueDepths(),
       coherent,
     };
   }

@@ -60,6 +60,13 @@ export class Strategies implements StrategyOverview {
     return [...this.#queues.values()];
   }
 
+  /** Each queue's depth as last seen (no round trip), for `health()` and the metrics. */
+  queueDepths(): Record<string, { readonly pending: number }> {
+    const out: Record<string, { readonly pending: number }> = {};
+    for (const queue of this.#queues.values()) out[queue.name] = { pending: queue.lastStats?.depth ?? 0 };
+    return out;
+  }
+
   get counters(): readonly Counter[] {
     return [...this.#counters.values()];
   }

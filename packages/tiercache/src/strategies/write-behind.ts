@@ -90,6 +90,8 @@ export interface DeadLetter<T = unknown> {
 export interface WriteBehindQueue<T = unknown> {
   readonly name: string;
   stats(): Promise<WriteBehindQueueStats>;
+  /** The figures of the last `stats()` call, without a round trip (for `health()` and metrics); undefined before. */
+  readonly lastStats: WriteBehindQueueStats | undefined;
   /** The oldest dead letters (at most `limit`, default 100). */
   deadLetters(limit?: number): Promise<DeadLetter<T>[]>;
   /** Queues dead letters again (these ids, or all of the oldest 1000); resolves with how many. */
@@ -184,6 +186,7 @@ export class DurableWriteBehindQueue<T = unknown> implements WriteBehindQueue<T>
   #pumping: Promise<void> | undefined;
   #again = false;
   #closed = false;
+  #lastStats: WriteBehindQueueStats | undefined;
   #written = 0;
   #failures = 0;
 
@@ -352,6 +355,10 @@ export class DurableWriteBehindQueue<T = unknown> implements WriteBehindQueue<T>
     );
   }
 
+  get lastStats(): WriteBehindQueueStats | undefined {
+    return this.#lastStats;
+  }
+
   async stats(): Promise<WriteBehindQueueStats> {
     const now = this.#ctx.clock.now();
     let depth = 0;
@@ -364,7 +371,7 @@ export class DurableWriteBehindQueue<T = unknown> implements WriteBehindQueue<T>
       deadLetters += info.value.deadLetters;
       if (info.value.oldestId !== undefined) oldest = Math.min(oldest, timeOfId(info.value.oldestId));
     }
-    return {
+    this.#lastStats = {
       depth,
       lagMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0,
       deadLetters,
@@ -373,6 +380,7 @@ export class DurableWriteBehindQueue<T = unknown> implements WriteBehindQueue<T>
       retrying: this.#held.reduce((n, h) => n + h.records.length, 0),
       durable: this.#remote !== undefined,
     };
+    return this.#lastStats;
   }
 
   async deadLetters(limit = 100): Promise<DeadLetter<T>[]> {

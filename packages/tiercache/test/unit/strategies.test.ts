@@ -205,6 +205,22 @@ describe('warm', () => {
 });
 
 describe('write-behind', () => {
+  it("shows each queue's depth in health() as of its last stats(), without a round trip of its own", async () => {
+    const { clock, tier } = shared();
+    const cache = cacheOn(tier, clock);
+    let release = (): void => {};
+    const origin = new Promise<void>((resolve) => (release = resolve));
+    const queue = cache.writeBehindQueue<number>('slow', { write: () => origin });
+    expect(cache.health().queues).toEqual({ slow: { pending: 0 } });
+    await Promise.all([1, 2, 3].map((i) => cache.writeBehind(`s:${i}`, i, { queue: 'slow' })));
+    await queue.stats();
+    expect(cache.health().queues).toEqual({ slow: { pending: 3 } });
+    release();
+    await queue.flush();
+    await queue.stats();
+    expect(cache.health().queues).toEqual({ slow: { pending: 0 } });
+  });
+
   it('sets the cache at once and writes the latest value of each key to the origin', async () => {
     const { clock, tier } = shared();
     const cache = cacheOn(tier, clock);
