@@ -167,6 +167,17 @@ export interface GetOrSetOptions extends SetOptions {
   readonly graceBackoff?: Duration;
   /** A hit past this fraction (0–1) of the TTL starts one background refresh, so hot keys never expire. */
   readonly refreshAhead?: number;
+  /**
+   * Negative caching, opt-in: a loader result of `undefined` (for `getOrSetMany`, a key the loader left out) is
+   * remembered for this long (no grace), so a missing id costs the origin one query per `negativeTtl`, not one per
+   * request. Without it, `getOrSet` caches `undefined` like any value and `getOrSetMany` stores nothing for such a key.
+   * @default undefined (off)
+   */
+  readonly negativeTtl?: Duration;
+  /** Neither read nor write this process's memory tier for this call (data that must come from Redis each time). */
+  readonly skipMemory?: boolean;
+  /** Neither read nor write Redis for this call (data that must not leave the process). */
+  readonly skipRedis?: boolean;
 }
 
 /** Per-call options of `set`, `mset` and `getOrSet`. */
@@ -525,21 +536,31 @@ export function resolveSetOptions(defaults: ResolvedOptions, options: SetOptions
   }
   const ttl = options.ttl === undefined ? defaults.ttl : toMs('ttl', options.ttl);
   const grace = options.grace === undefined ? defaults.grace : toMs('grace', options.grace, { allowZero: true });
-  let tags = NO_TAGS;
-  if (options.tags !== undefined) {
-    const raw: unknown = options.tags;
-    if (
-      !Array.isArray(raw) ||
-      raw.length > DEFAULTS.maxTags ||
-      !raw.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 256)
-    ) {
-      throw new ConfigurationError(
-        `Expected \`tags\` to be an array of at most ${DEFAULTS.maxTags} non-empty strings (≤ 256 characters), got ${describeValue(raw)}`,
-      );
-    }
-    tags = raw as string[];
-  }
+  const tags = options.tags === undefined ? NO_TAGS : checkTags(options.tags);
   return { ttl, grace, tags };
+}
+
+/** A `tags` option (a call's, or a loader's choice): at most `maxTags` non-empty strings, or a ConfigurationError. */
+export function checkTags(raw: unknown): readonly string[] {
+  if (
+    !Array.isArray(raw) ||
+    raw.length > DEFAULTS.maxTags ||
+    !raw.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 256)
+  ) {
+    throw new ConfigurationError(
+      `Expected \`tags\` to be an array of at most ${DEFAULTS.maxTags} non-empty strings (≤ 256 characters), got ${describeValue(raw)}`,
+    );
+  }
+  return raw as string[];
+}
+
+/** A per-call boolean switch, or a ConfigurationError naming it. */
+function flag(name: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') {
+    throw new ConfigurationError(`Expected \`${name}\` to be a boolean, got ${describeValue(value)}`);
+  }
+  return value;
 }
 
 export interface ResolvedGetOrSetOptions extends ResolvedSetOptions {
@@ -547,6 +568,9 @@ export interface ResolvedGetOrSetOptions extends ResolvedSetOptions {
   readonly hardTimeout: number | undefined;
   readonly graceBackoff: number;
   readonly refreshAhead: number | undefined;
+  readonly negativeTtl: number | undefined;
+  readonly skipMemory: boolean;
+  readonly skipRedis: boolean;
 }
 
 const PLAIN_GET_OR_SET = new WeakMap<ResolvedOptions, ResolvedGetOrSetOptions>();
@@ -565,6 +589,9 @@ export function resolveGetOrSetOptions(
         hardTimeout: undefined,
         graceBackoff: DEFAULTS.graceBackoff,
         refreshAhead: undefined,
+        negativeTtl: undefined,
+        skipMemory: false,
+        skipRedis: false,
       };
       PLAIN_GET_OR_SET.set(defaults, plain);
     }
@@ -581,5 +608,8 @@ export function resolveGetOrSetOptions(
         : toMs('graceBackoff', options.graceBackoff, { allowZero: true }),
     refreshAhead:
       options.refreshAhead === undefined ? undefined : fraction('refreshAhead', options.refreshAhead) || undefined,
+    negativeTtl: options.negativeTtl === undefined ? undefined : toMs('negativeTtl', options.negativeTtl),
+    skipMemory: flag('skipMemory', options.skipMemory),
+    skipRedis: flag('skipRedis', options.skipRedis),
   };
 }

@@ -199,9 +199,15 @@ export class LoadCoordinator {
       stale: loadedStale,
       lease,
       flight,
-      store: (value, startedAt, mark) => {
+      store: (value, startedAt, mark, chosen) => {
         this.#backoff.delete(fullKey);
-        return this.#o.writes.storeLoaded({ view, key, fullKey, value, options, startedAt, lease, mark, degraded });
+        const loaded = { view, key, fullKey, value, options: chosen, startedAt, lease, mark, degraded };
+        return this.#o.writes.storeLoaded(loaded);
+      },
+      renew: (entry, startedAt, mark, chosen) => {
+        this.#backoff.delete(fullKey);
+        const loaded = { view, key, fullKey, value: entry.value, options: chosen, startedAt, lease, mark, degraded };
+        return this.#o.writes.renewLoaded(loaded, entry);
       },
       onStaleServed: () => this.#noteFailure(fullKey, options.graceBackoff),
     });

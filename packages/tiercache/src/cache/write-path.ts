@@ -15,7 +15,7 @@ import type { Lease } from '../resilience/lock.js';
 import type { TurnBatcher } from '../tiers/batcher.js';
 import type { RemoteAccessor, RemoteOutcome } from '../tiers/remote-accessor.js';
 import type { BackgroundTasks } from '../tasks.js';
-import type { Clock, MemoryTier, RemoteWrite } from '../types.js';
+import type { Clock, MemoryTier, RemoteWrite, RenewReply } from '../types.js';
 import type { ReadResult, Reporter, View } from './view.js';
 
 export interface MsetEntry<T = unknown> extends SetOptions {
@@ -271,6 +271,55 @@ export class WritePath {
     });
     if (loaded.degraded) this.#o.tasks.track(settle);
     else await settle;
+    return result;
+  }
+
+  /**
+   * The loader answered "unchanged": the stale copy's expiry is renewed in both tiers (TTL and grace from this load,
+   * counted from its start, as a new value's would be) without writing the value to Redis, unless a newer write or
+   * an invalidation came while it loaded. Where Redis has no such entry any more, the value is written in full.
+   */
+  async renewLoaded(loaded: LoadedValue, stale: Entry): Promise<ReadResult<unknown>> {
+    const { coherence, memory, clock, accessor } = this.#o;
+    const { view, key, fullKey, options, startedAt, lease } = loaded;
+    const ttl = this.ttl(options.ttl);
+    const expiresAt = startedAt + ttl;
+    const entry: Entry = { ...stale, expiresAt, graceUntil: expiresAt + options.grace };
+    const result: ReadResult<unknown> = { value: stale.value, source: 'origin', expiresInMs: expiresAt - clock.now() };
+    if (!coherence.isCurrent(fullKey, loaded.mark)) {
+      await lease?.release();
+      return result;
+    }
+    if (accessor === undefined) return this.storeLoaded({ ...loaded, value: stale.value });
+    const now = clock.now();
+    const current = memory?.get(fullKey, now);
+    if (current === undefined || current.createdAt <= stale.createdAt) {
+      this.#o.remember(fullKey, entry, this.#o.codec.encode(key, entry).length, now);
+    }
+    const tagKeys = this.#tagKeys(view, entry.tags);
+    const renewal = {
+      key: fullKey,
+      lockKey: lease?.lockKey ?? lockKeyFor(view.prefix, fullKey),
+      // The script releases the lock with the renewal: the lease is handed over to it.
+      token: lease?.handOver() ?? '',
+      createdAt: stale.createdAt,
+      expiresAt,
+      graceUntil: entry.graceUntil,
+      ttlMs: Math.max(1, entry.graceUntil - now),
+      channel: this.#o.loadedChannel,
+      ...(tagKeys === undefined ? {} : { tagKeys }),
+    };
+    const outcome = await accessor.run('set', key, (tier) =>
+      tier.renewLoaded === undefined ? Promise.resolve<RenewReply>('missing') : tier.renewLoaded(renewal),
+    );
+    // No entry of that age in Redis (expired, evicted, or a tier without renewals): the value goes in full, as loaded.
+    if (outcome.ok && outcome.value === 'missing') {
+      return this.storeLoaded({ ...loaded, value: stale.value, lease: undefined });
+    }
+    // Lost to an invalidation, or something newer is there: this copy goes (kept when Redis did not answer).
+    if (outcome.ok && outcome.value !== 'renewed' && memory?.get(fullKey, clock.now()) === entry) {
+      memory.delete(fullKey);
+    }
     return result;
   }
 
