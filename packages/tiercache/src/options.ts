@@ -155,7 +155,7 @@ export interface CacheOptions {
 }
 
 /** Per-call options of `getOrSet`. */
-export interface GetOrSetOptions extends SetOptions {
+export interface GetOrSetOptions extends SetOptions, TierOptions {
   /** With a stale copy at hand, answer it after this long; the loader goes on and its result updates both tiers. */
   readonly softTimeout?: Duration;
   /** Give up on the loader after this long (`LoaderTimeoutError`, or the stale copy); a late result is still cached. */
@@ -174,10 +174,38 @@ export interface GetOrSetOptions extends SetOptions {
    * @default undefined (off)
    */
   readonly negativeTtl?: Duration;
-  /** Neither read nor write this process's memory tier for this call (data that must come from Redis each time). */
+}
+
+/** Per-call tier control of `get`, `getWithMeta`, `set` and `getOrSet` (and `getOrSetMany`). */
+export interface TierOptions {
+  /**
+   * Neither read nor write this process's memory tier for this call (data that must come from Redis each time); a
+   * write drops this instance's memory copy of the key.
+   * @default false
+   */
   readonly skipMemory?: boolean;
-  /** Neither read nor write Redis for this call (data that must not leave the process). */
+  /**
+   * Neither read nor write Redis for this call (data that must not leave the process).
+   * @default false
+   */
   readonly skipRedis?: boolean;
+}
+
+export interface ResolvedTierOptions {
+  readonly skipMemory: boolean;
+  readonly skipRedis: boolean;
+}
+
+const BOTH_TIERS: ResolvedTierOptions = Object.freeze({ skipMemory: false, skipRedis: false });
+
+/** The tier switches of a call, validated. */
+export function resolveTierOptions(options: TierOptions | undefined): ResolvedTierOptions {
+  if (options === undefined) return BOTH_TIERS;
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigurationError(`Expected the options argument to be an object, got ${describeValue(options)}`);
+  }
+  if (options.skipMemory === undefined && options.skipRedis === undefined) return BOTH_TIERS;
+  return { skipMemory: flag('skipMemory', options.skipMemory), skipRedis: flag('skipRedis', options.skipRedis) };
 }
 
 /** Per-call options of `set`, `mset` and `getOrSet`. */
@@ -563,14 +591,12 @@ function flag(name: string, value: unknown): boolean {
   return value;
 }
 
-export interface ResolvedGetOrSetOptions extends ResolvedSetOptions {
+export interface ResolvedGetOrSetOptions extends ResolvedSetOptions, ResolvedTierOptions {
   readonly softTimeout: number | undefined;
   readonly hardTimeout: number | undefined;
   readonly graceBackoff: number;
   readonly refreshAhead: number | undefined;
   readonly negativeTtl: number | undefined;
-  readonly skipMemory: boolean;
-  readonly skipRedis: boolean;
 }
 
 const PLAIN_GET_OR_SET = new WeakMap<ResolvedOptions, ResolvedGetOrSetOptions>();

@@ -9,7 +9,7 @@ import type { RemoteAccessor } from '../tiers/remote-accessor.js';
 import type { BackgroundTasks } from '../tasks.js';
 import type { Clock } from '../types.js';
 import type { Flight, Loader, LoaderRunner } from './loader-runner.js';
-import type { ReadPath } from './read-path.js';
+import type { ReadPath, RemoteRead } from './read-path.js';
 import type { ReadResult, View } from './view.js';
 import type { WritePath } from './write-path.js';
 
@@ -122,16 +122,18 @@ export class LoadCoordinator {
   async #load(request: LoadRequest, flight: Flight): Promise<ReadResult<unknown>> {
     const { reads, counters, clock } = this.#o;
     const { view, key, fullKey, options, inMemory, refresh } = request;
-    const lockOn = this.#o.options.lock !== false && this.#lockRemote !== undefined;
+    const lockOn = this.#o.options.lock !== false && this.#lockRemote !== undefined && !options.skipRedis;
     const lockKey = lockKeyFor(view.prefix, fullKey);
     // A load asks Redis "the value, or else the lock" in one round trip; a refresh replaces a fresh value, so it
     // reads first and takes the lock without the guard (below).
     const first = lockOn && !refresh ? await reads.readOrLock(key, fullKey, lockKey) : undefined;
-    const read = first === undefined ? await reads.readRemote(key, fullKey) : first.found;
+    const read =
+      first !== undefined ? first.found : options.skipRedis ? undefined : await reads.readRemote(key, fullKey);
     let lease = first?.lease;
     // Redis did not answer: take no lock and write in the background, so this call costs at most one Redis timeout.
     const degraded = read === UNREACHED;
-    const found = degraded ? undefined : read;
+    // skipMemory: what Redis has is answered, not kept in memory.
+    const found = degraded ? undefined : options.skipMemory && read !== undefined ? { ...read, keep: false } : read;
     let stale = inMemory;
     if (refresh) {
       // Another process may have refreshed already: a newer fresh copy in Redis makes this refresh unnecessary.
@@ -182,7 +184,7 @@ export class LoadCoordinator {
     else if (!degraded && lockOn) {
       const outcome = refresh
         ? await this.#refreshLock(key, fullKey, lockKey, inMemory?.createdAt ?? 0)
-        : await this.#waitForHolder(key, fullKey, lockKey);
+        : await this.#waitForHolder(key, fullKey, lockKey, options.skipMemory);
       if (outcome.kind === 'value') return outcome.result;
       if (outcome.kind === 'busy') {
         // Only refreshes get here, and nobody awaits a refresh's answer but the single-flight map: no stale hit counted.
@@ -242,8 +244,16 @@ export class LoadCoordinator {
    * over if it finished without one (failed, or died and its lock expired). Once `lock.waitMs` is spent, load
    * without the lock (availability wins over dedupe).
    */
-  async #waitForHolder(key: string, fullKey: string, lockKey: string): Promise<LockOutcome> {
-    const { counters, reads, clock, waiters } = this.#o;
+  async #waitForHolder(key: string, fullKey: string, lockKey: string, skipMemory: boolean): Promise<LockOutcome> {
+    const { counters, clock, waiters } = this.#o;
+    const reads = {
+      readRemote: (k: string, f: string) => this.#o.reads.readRemote(k, f),
+      fromRemote: (f: string, read: RemoteRead) =>
+        this.#o.reads.fromRemote(
+          f,
+          skipMemory && read !== undefined && read !== UNREACHED ? { ...read, keep: false } : read,
+        ),
+    };
     const { lockTtlMs, waitMs } = this.#lockOptions();
     const token = lockToken();
     counters.lockWaits++;

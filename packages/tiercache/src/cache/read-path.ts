@@ -79,9 +79,9 @@ export class ReadPath {
     return { value: entry.value, source: 'memory', expiresInMs: entry.expiresAt - now };
   }
 
-  /** After a memory miss: Redis, counted as a hit or a miss. */
-  getSlow(key: string, fullKey: string): Promise<ReadResult<unknown> | undefined> {
-    return this.#slow(key, fullKey, asResult);
+  /** After a memory miss: Redis, counted as a hit or a miss. `keep`: false to keep the copy out of memory. */
+  getSlow(key: string, fullKey: string, keep = true): Promise<ReadResult<unknown> | undefined> {
+    return this.#slow(key, fullKey, asResult, keep);
   }
 
   /** `getSlow` for `get`, which needs the value alone: one continuation less on the hottest remote path. */
@@ -89,7 +89,12 @@ export class ReadPath {
     return this.#slow(key, fullKey, asValue);
   }
 
-  #slow<R>(key: string, fullKey: string, shape: (result: ReadResult<unknown> | undefined) => R): Promise<R> {
+  #slow<R>(
+    key: string,
+    fullKey: string,
+    shape: (result: ReadResult<unknown> | undefined) => R,
+    remember = true,
+  ): Promise<R> {
     const batcher = this.#batcher;
     if (batcher === undefined) {
       this.#counters.misses++;
@@ -97,7 +102,7 @@ export class ReadPath {
     }
     const watch = this.#coherence.watchRead(fullKey);
     return batcher.read(fullKey, key).then((raw) => {
-      const keep = this.#coherence.endRead(fullKey, watch);
+      const keep = this.#coherence.endRead(fullKey, watch) && remember;
       const result = raw === UNREACHED ? undefined : this.fromRemote(fullKey, this.#found(key, raw, keep));
       if (result === undefined) this.#counters.misses++;
       else this.#counters.redisHits++;

@@ -8,8 +8,8 @@ import type { ReplayQueue } from '../invalidation/replay.js';
 import { tagKeyFor } from '../invalidation/tags.js';
 import type { Emitter } from '../observability/events.js';
 import type { Counters } from '../observability/stats.js';
-import { resolveSetOptions } from '../options.js';
-import type { ResolvedGetOrSetOptions, ResolvedOptions, SetOptions } from '../options.js';
+import { resolveSetOptions, resolveTierOptions } from '../options.js';
+import type { ResolvedGetOrSetOptions, ResolvedOptions, SetOptions, TierOptions } from '../options.js';
 import { lockKeyFor } from '../resilience/lock.js';
 import type { Lease } from '../resilience/lock.js';
 import type { TurnBatcher } from '../tiers/batcher.js';
@@ -107,14 +107,18 @@ export class WritePath {
     this.#o.remember(write.key, entry, write.value.length, now);
   }
 
-  async set(view: View, key: string, value: unknown, options: SetOptions | undefined): Promise<void> {
+  async set(view: View, key: string, value: unknown, options: (SetOptions & TierOptions) | undefined): Promise<void> {
     const now = this.#o.clock.now();
+    const tiers = resolveTierOptions(options);
     const prepared = this.#encode(view, key, value, options, now);
     const write = prepared.write;
     this.#o.counters.writes++;
-    this.#apply(prepared, now);
+    if (tiers.skipMemory) {
+      this.#o.coherence.supersede(write.key);
+      this.#o.memory?.delete(write.key);
+    } else this.#apply(prepared, now);
     const batcher = this.#o.batcher;
-    if (batcher === undefined) return;
+    if (batcher === undefined || tiers.skipRedis) return;
     const outcome = await batcher.write({ kind: 'set', ...write }, key);
     await this.#written([write.key], outcome);
     this.#outcome('set', key, outcome);
@@ -239,11 +243,13 @@ export class WritePath {
       return result;
     }
     const current = memory?.get(fullKey, clock.now());
-    if (current === undefined || current.createdAt <= startedAt) {
+    if (options.skipMemory) {
+      if (current !== undefined && current.createdAt <= startedAt) memory?.delete(fullKey);
+    } else if (current === undefined || current.createdAt <= startedAt) {
       this.#o.remember(fullKey, entry, encoded.length, clock.now());
     }
     const batcher = this.#o.batcher;
-    if (batcher === undefined) return result;
+    if (batcher === undefined || options.skipRedis) return result;
     // The write runs as a script, and Redis' NOLOOP does not cover script writes: its tracking echo must not drop
     // the copy just stored here.
     coherence.expectEcho(fullKey, encoded);
@@ -290,10 +296,12 @@ export class WritePath {
       await lease?.release();
       return result;
     }
-    if (accessor === undefined) return this.storeLoaded({ ...loaded, value: stale.value });
+    if (accessor === undefined || options.skipRedis) return this.storeLoaded({ ...loaded, value: stale.value });
     const now = clock.now();
     const current = memory?.get(fullKey, now);
-    if (current === undefined || current.createdAt <= stale.createdAt) {
+    if (options.skipMemory) {
+      if (current !== undefined && current.createdAt <= stale.createdAt) memory?.delete(fullKey);
+    } else if (current === undefined || current.createdAt <= stale.createdAt) {
       this.#o.remember(fullKey, entry, this.#o.codec.encode(key, entry).length, now);
     }
     const tagKeys = this.#tagKeys(view, entry.tags);

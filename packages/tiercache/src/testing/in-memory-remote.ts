@@ -264,7 +264,10 @@ export class InMemoryRemoteTier implements RemoteTier {
     const rest = current.value.slice(header[0].length);
     const value = `${header[1] as string}${renewal.expiresAt},"g":${renewal.graceUntil}${rest}`;
     this.#data.set(renewal.key, { value, expiresAt: now + renewal.ttlMs });
-    this.#index({ key: renewal.key, value: '', ttlMs: renewal.ttlMs, ...(renewal.tagKeys ? { tagKeys: renewal.tagKeys } : {}) }, now);
+    this.#index(
+      { key: renewal.key, value: '', ttlMs: renewal.ttlMs, ...(renewal.tagKeys ? { tagKeys: renewal.tagKeys } : {}) },
+      now,
+    );
     if (renewal.channel !== '') this.deliver(renewal.channel, renewal.key);
     return done('renewed');
   }

@@ -356,7 +356,10 @@ export class RedisTier implements RemoteTier {
       // The tag index follows the new expiry, so invalidateTags still finds the key until it is gone.
       const replies = await this.#batches.pipeline([
         { slotKey: renewal.key, add: (p) => (p as unknown as TagPipeline).tiercacheRenewLoaded(...args) },
-        ...this.#batches.tagOps({ key: renewal.key, value: '', ttlMs: renewal.ttlMs, tagKeys: renewal.tagKeys }, Date.now()),
+        ...this.#batches.tagOps(
+          { key: renewal.key, value: '', ttlMs: renewal.ttlMs, tagKeys: renewal.tagKeys },
+          Date.now(),
+        ),
       ]);
       return renewReply(replies[0]);
     } catch (error) {
