@@ -4,6 +4,8 @@
  */
 export const keys = {
   product: (id: number) => `product:${id}`,
+  /** The short form a product list shows (GET /products?ids=…), loaded for many ids in one query. */
+  productCard: (id: number) => `product:card:${id}`,
   newsList: (category: string | undefined) => `news:list:${category ?? 'all'}`,
   newsArticle: (id: number) => `news:article:${id}`,
   newsCategories: 'news:categories',
@@ -12,6 +14,9 @@ export const keys = {
 
 export const ttl = {
   product: '10m',
+  productCard: '10m',
+  /** How long a missing product id is remembered (negative caching): one query per id per this, not per request. */
+  missing: '30s',
   newsList: '1h',
   newsArticle: '24h',
   trends: '6h',
