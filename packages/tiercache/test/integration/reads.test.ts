@@ -156,13 +156,13 @@ describe('adaptive caching against Redis', () => {
     const pttl = await fx.raw.pttl(`${prefix}user:1`);
     expect(pttl).toBeGreaterThan(39_000);
     expect(pttl).toBeLessThanOrEqual(40_000);
-    expect(await fx.raw.zrange(`${prefix}__tag:org:9`, 0, -1)).toStrictEqual([`${prefix}user:1`]);
+    expect(await fx.raw.zrange(`${prefix}__tag:org:9`, '0', '-1')).toStrictEqual([`${prefix}user:1`]);
     await cache.getOrSetMany(['p:1', 'p:2'], async (keys, ctx) => {
       ctx.setTags(['cat:shoes'], ['p:1']);
       ctx.setTtl('5m', ['p:2']);
       return keys.map((key) => `v(${key})`);
     });
-    expect(await fx.raw.zrange(`${prefix}__tag:cat:shoes`, 0, -1)).toStrictEqual([`${prefix}p:1`]);
+    expect(await fx.raw.zrange(`${prefix}__tag:cat:shoes`, '0', '-1')).toStrictEqual([`${prefix}p:1`]);
     expect(await fx.raw.pttl(`${prefix}p:2`)).toBeGreaterThan(299_000);
     await cache.invalidateTags(['org:9', 'cat:shoes']);
     expect(await fx.raw.exists(`${prefix}user:1`, `${prefix}p:1`, `${prefix}p:2`)).toBe(1);
