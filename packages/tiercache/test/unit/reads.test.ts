@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigurationError, createCache } from '../../src/index.js';
-import type { Cache, CacheOptions, ManyLoaderContext } from '../../src/index.js';
+import type { Cache, CacheOptions, LoaderContext, ManyLoaderContext } from '../../src/index.js';
 import { InMemoryRemoteTier } from '../../src/testing/index.js';
 import { MINUTE, SECOND, fakeClock } from './fake-clock.js';
 import type { FakeClock } from './fake-clock.js';
@@ -310,5 +310,54 @@ describe('per-call tier control', () => {
     await expect(cache.get('k', { skipMemory: 1 as unknown as boolean })).rejects.toThrow(
       'Expected `skipMemory` to be a boolean, got `1` (number)',
     );
+  });
+});
+
+describe('getOrSetMany across instances and without Redis', () => {
+  it('two instances sharing one Redis load each cold key once between them', async () => {
+    const { cache: a, clock, remote } = setup();
+    const { cache: b } = setup({}, { clock, remote });
+    const loaded: string[] = [];
+    const loader = async (keys: string[]) => {
+      loaded.push(...keys);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      return keys.map((key) => `v(${key})`);
+    };
+    const keys = keysOf(6);
+    const [fromA, fromB] = await Promise.all([a.getOrSetMany(keys, loader), b.getOrSetMany(keys, loader)]);
+    expect(loaded.sort()).toStrictEqual([...keys].sort());
+    expect(fromA).toStrictEqual(fromB);
+  });
+
+  it('works memory-only: one loader call for the keys memory lacks', async () => {
+    const clock = fakeClock();
+    const cache = createCache({ clock });
+    open.push(cache);
+    await cache.set('p:0', 'warm');
+    const { calls, loader } = recorder();
+    expect(await cache.getOrSetMany(['p:0', 'p:1', 'p:2'], loader)).toStrictEqual(['warm', 'v(p:1)', 'v(p:2)']);
+    expect(calls).toStrictEqual([['p:1', 'p:2']]);
+  });
+
+  it('a refresh-ahead whose loader answers unchanged keeps the value and pushes the expiry out', async () => {
+    const { cache, clock, remote } = setup({ ttl: '10s' });
+    let version = 1;
+    const seen: (number | undefined)[] = [];
+    const load = (ctx: LoaderContext<{ v: number }>) => {
+      seen.push(ctx.stale?.value.v);
+      return ctx.stale?.value.v === version ? ctx.unchanged() : { v: version };
+    };
+    const options = { refreshAhead: 0.5 };
+    await cache.getOrSet('cfg', load, options);
+    const createdAt = clock.now();
+    clock.advance(6 * SECOND);
+    await cache.getOrSet('cfg', load, options); // a hit past half the TTL: one background refresh
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(seen).toStrictEqual([undefined, 1]);
+    const stored = JSON.parse((await remote.get('tiercache:cfg')) as string) as { c: number; e: number };
+    expect(stored).toMatchObject({ c: createdAt, e: clock.now() + 10 * SECOND });
+    version = 2;
+    clock.advance(9 * SECOND);
+    expect(await cache.get('cfg')).toStrictEqual({ v: 1 });
   });
 });
