@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigurationError, createCache } from '../../src/index.js';
 import type { Cache, CacheOptions, LoaderContext, ManyLoaderContext } from '../../src/index.js';
-import { InMemoryRemoteTier } from '../../src/testing/index.js';
+import { ChaosRemoteTier, InMemoryRemoteTier } from '../../src/testing/index.js';
 import { MINUTE, SECOND, fakeClock } from './fake-clock.js';
 import type { FakeClock } from './fake-clock.js';
 
@@ -359,5 +359,24 @@ describe('getOrSetMany across instances and without Redis', () => {
     version = 2;
     clock.advance(9 * SECOND);
     expect(await cache.get('cfg')).toStrictEqual({ v: 1 });
+  });
+});
+
+describe('getOrSetMany while Redis fails', () => {
+  it('still answers every key with one loader call for the keys memory lacks', async () => {
+    const clock = fakeClock();
+    const chaos = new ChaosRemoteTier(new InMemoryRemoteTier({ clock }));
+    const cache = createCache({ clock, redis: chaos, breaker: false, bus: false });
+    open.push(cache);
+    await cache.set('p:0', 'warm');
+    chaos.alwaysThrow();
+    const { calls, loader } = recorder();
+    const meta = await cache.getOrSetManyWithMeta(['p:0', 'p:1', 'p:2'], loader);
+    expect(meta.map((r) => [r.value, r.source])).toStrictEqual([
+      ['warm', 'memory'],
+      ['v(p:1)', 'origin'],
+      ['v(p:2)', 'origin'],
+    ]);
+    expect(calls).toStrictEqual([['p:1', 'p:2']]);
   });
 });
