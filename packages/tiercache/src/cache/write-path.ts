@@ -299,11 +299,17 @@ export class WritePath {
     if (accessor === undefined || options.skipRedis) return this.storeLoaded({ ...loaded, value: stale.value });
     const now = clock.now();
     const current = memory?.get(fullKey, now);
+    // What Redis will hold once renewed (when we wrote the entry): for memory's size, and to know the echo as ours.
+    const encoded = this.#o.codec.encode(key, entry);
     if (options.skipMemory) {
       if (current !== undefined && current.createdAt <= stale.createdAt) memory?.delete(fullKey);
     } else if (current === undefined || current.createdAt <= stale.createdAt) {
-      this.#o.remember(fullKey, entry, this.#o.codec.encode(key, entry).length, now);
+      this.#o.remember(fullKey, entry, encoded.length, now);
     }
+    // The script's SETRANGE and PEXPIRE are script writes, which NOLOOP does not cover: their tracking echoes must not
+    // drop the copy just renewed here. (An echo expected and not seen expires; a foreign value is still told apart.)
+    coherence.expectEcho(fullKey, encoded);
+    coherence.expectEcho(fullKey, encoded);
     const tagKeys = this.#tagKeys(view, entry.tags);
     const renewal = {
       key: fullKey,
@@ -320,6 +326,10 @@ export class WritePath {
     const outcome = await accessor.run('set', key, (tier) =>
       tier.renewLoaded === undefined ? Promise.resolve<RenewReply>('missing') : tier.renewLoaded(renewal),
     );
+    if (!(outcome.ok && outcome.value === 'renewed')) {
+      coherence.cancelEcho(fullKey);
+      coherence.cancelEcho(fullKey);
+    }
     // No entry of that age in Redis (expired, evicted, or a tier without renewals): the value goes in full, as loaded.
     if (outcome.ok && outcome.value === 'missing') {
       return this.storeLoaded({ ...loaded, value: stale.value, lease: undefined });

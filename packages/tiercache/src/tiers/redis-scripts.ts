@@ -25,8 +25,8 @@ return 1`;
 
 /**
  * A loaded entry's expiry renewed without writing its value ("unchanged"). KEYS: data, lock. ARGV: token, createdAt,
- * expiresAt, graceUntil, pttl, channel, message. Rewrites the digits of `e` and `g` in place (SETRANGE: no byte of the
- * value is sent or rewritten) when the new ones are as long, else the header alone is rebuilt around the stored rest.
+ * expiresAt, graceUntil, pttl, channel, message. Rewrites the digits of `e` and `g` in place (one SETRANGE: no byte of
+ * the value is sent or rewritten) when the new ones are as long, else the header alone is rebuilt around the stored rest.
  * Returns 1 renewed, 0 lock lost, 2 no such entry (or not in the v1 field order), 3 a newer entry is stored.
  */
 export const RENEW_LOADED = `
@@ -50,8 +50,7 @@ if not e or string.sub(current, eAt + #e + 1, gAt) ~= ',"g":' then return done(2
 local g = string.match(current, '^%d+', gAt + 1)
 if not g then return done(2) end
 if #e == #ARGV[3] and #g == #ARGV[4] then
-  redis.call('SETRANGE', KEYS[1], eAt, ARGV[3])
-  redis.call('SETRANGE', KEYS[1], gAt, ARGV[4])
+  redis.call('SETRANGE', KEYS[1], eAt, ARGV[3] .. ',"g":' .. ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
 else
   local rest = string.sub(current, gAt + #g + 1)

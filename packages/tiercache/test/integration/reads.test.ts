@@ -223,6 +223,8 @@ describe('conditional refresh against Redis', () => {
     // No command carried the value: the renewal rewrote the expiry digits in place.
     expect(seen.some((line) => line.includes('xxxxxxxxxx'))).toBe(false);
     expect(seen.some((line) => line.includes('setrange') || line.includes('SETRANGE'))).toBe(true);
+    // The renewed copy stays in this instance's memory: the tracking echo of the script's own edit does not drop it.
+    expect(await cache.getWithMeta('doc')).toMatchObject({ source: 'memory' });
     // Still indexed under its tag, with the new expiry.
     await cache.invalidateTags(['docs']);
     expect(await fx.raw.exists(`${prefix}doc`)).toBe(0);
