@@ -8,6 +8,8 @@ export const keys = {
   stock: (id: number) => `stock:${id}`,
   /** An order as accepted, before the order log has it (written behind). */
   order: (key: string) => `order:${key}`,
+  /** The short form a product list shows (GET /products?ids=…), loaded for many ids in one query. */
+  productCard: (id: number) => `product:card:${id}`,
   newsList: (category: string | undefined) => `news:list:${category ?? 'all'}`,
   newsArticle: (id: number) => `news:article:${id}`,
   newsCategories: 'news:categories',
@@ -18,6 +20,9 @@ export const ttl = {
   product: '10m',
   stock: '1h',
   order: '1h',
+  productCard: '10m',
+  /** How long a missing product id is remembered (negative caching): one query per id per this, not per request. */
+  missing: '30s',
   newsList: '1h',
   newsArticle: '24h',
   trends: '6h',

@@ -46,6 +46,35 @@ describe.each([{ kind: 'pglite' as const }, { kind: 'postgres' as const }])('rou
     await t.close();
   });
 
+  it('serves a product list with getOrSetMany: the cards missing from both tiers cost one query together', async () => {
+    interface ListBody {
+      data: ({ id: number; name: string; priceCents: number } | null)[];
+      meta: { sources: Record<string, number>; missing: number };
+    }
+    const first = await get<ListBody>(t.app, '/products?ids=40,41,42,999999');
+    expect(first.status).toBe(200);
+    expect(first.queries).toBe(1);
+    expect(first.body.data.map((card) => card?.id ?? null)).toEqual([40, 41, 42, null]);
+    expect(first.body.meta).toEqual({ sources: { origin: 4 }, missing: 1 });
+    // Three of five warm, the missing id remembered: the two new cards in one query.
+    const second = await get<ListBody>(t.app, '/products?ids=40,41,42,43,44,999999');
+    expect(second.queries).toBe(1);
+    expect(second.body.meta).toEqual({ sources: { memory: 4, origin: 2 }, missing: 1 });
+    const third = await get<ListBody>(t.app, '/products?ids=44,43,999999');
+    expect(third.queries).toBe(0);
+    expect(third.body.data.map((card) => card?.id ?? null)).toEqual([44, 43, null]);
+    expect((await get(t.app, '/products?ids=')).status).toBe(400);
+  });
+
+  it('remembers a missing product for a while: the second request for it costs no query', async () => {
+    const first = await get(t.app, '/products/888888');
+    expect(first.status).toBe(404);
+    expect(first.queries).toBe(1);
+    const second = await get(t.app, '/products/888888');
+    expect(second.status).toBe(404);
+    expect(second.queries).toBe(0);
+  });
+
   it('answers a product from the database first, then from memory with zero queries', async () => {
     const first = await get<ProductBody>(t.app, '/products/7');
     expect(first.status).toBe(200);
@@ -64,11 +93,13 @@ describe.each([{ kind: 'pglite' as const }, { kind: 'postgres' as const }])('rou
     expect(JSON.parse(stored)).toMatchObject({ v: 1, d: { id: 7, name: 'Soundbar 3.1' } });
   });
 
-  it('answers 404 for a product that does not exist and caches nothing for it', async () => {
+  it('answers 404 for a product that does not exist and remembers it only for the short negative TTL', async () => {
     const res = await get<{ error: { code: string } }>(t.app, '/products/999');
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe('NOT_FOUND');
-    expect(await redisCli(redis.port, 'EXISTS', `${t.config.cachePrefix}product:999`)).toBe('0');
+    const pttl = Number(await redisCli(redis.port, 'PTTL', `${t.config.cachePrefix}product:999`));
+    expect(pttl).toBeGreaterThan(25_000);
+    expect(pttl).toBeLessThanOrEqual(30_000);
     expect((await get(t.app, '/products/abc')).status).toBe(400);
   });
 

@@ -1,6 +1,8 @@
 export { createCache } from './create-cache.js';
 export type { Cache, CacheHealth, WarmEntries, WriteBehindOptions } from './cache/contract.js';
 export type { Loader, LoaderContext } from './cache/loader-runner.js';
+export type { StaleCopy, Unchanged } from './cache/adaptive.js';
+export type { ManyLoader, ManyLoaderContext, ManyResult } from './cache/get-or-set-many.js';
 export type { ReadResult, Source } from './cache/view.js';
 export type { MsetEntry } from './cache/write-path.js';
 export {
@@ -28,6 +30,7 @@ export type {
   LockOptions,
   MemoryOptions,
   SetOptions,
+  TierOptions,
   TimeoutOptions,
 } from './options.js';
 export type {

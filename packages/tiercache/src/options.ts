@@ -173,7 +173,7 @@ export interface CacheOptions {
 }
 
 /** Per-call options of `getOrSet`. */
-export interface GetOrSetOptions extends SetOptions {
+export interface GetOrSetOptions extends SetOptions, TierOptions {
   /** With a stale copy at hand, answer it after this long; the loader goes on and its result updates both tiers. */
   readonly softTimeout?: Duration;
   /** Give up on the loader after this long (`LoaderTimeoutError`, or the stale copy); a late result is still cached. */
@@ -185,6 +185,45 @@ export interface GetOrSetOptions extends SetOptions {
   readonly graceBackoff?: Duration;
   /** A hit past this fraction (0–1) of the TTL starts one background refresh, so hot keys never expire. */
   readonly refreshAhead?: number;
+  /**
+   * Negative caching, opt-in: a loader result of `undefined` (for `getOrSetMany`, a key the loader left out) is
+   * remembered for this long (no grace), so a missing id costs the origin one query per `negativeTtl`, not one per
+   * request. Without it, `getOrSet` caches `undefined` like any value and `getOrSetMany` stores nothing for such a key.
+   * @default undefined (off)
+   */
+  readonly negativeTtl?: Duration;
+}
+
+/** Per-call tier control of `get`, `getWithMeta`, `set` and `getOrSet` (and `getOrSetMany`). */
+export interface TierOptions {
+  /**
+   * Neither read nor write this process's memory tier for this call (data that must come from Redis each time); a
+   * write drops this instance's memory copy of the key.
+   * @default false
+   */
+  readonly skipMemory?: boolean;
+  /**
+   * Neither read nor write Redis for this call (data that must not leave the process).
+   * @default false
+   */
+  readonly skipRedis?: boolean;
+}
+
+export interface ResolvedTierOptions {
+  readonly skipMemory: boolean;
+  readonly skipRedis: boolean;
+}
+
+const BOTH_TIERS: ResolvedTierOptions = Object.freeze({ skipMemory: false, skipRedis: false });
+
+/** The tier switches of a call, validated. */
+export function resolveTierOptions(options: TierOptions | undefined): ResolvedTierOptions {
+  if (options === undefined) return BOTH_TIERS;
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigurationError(`Expected the options argument to be an object, got ${describeValue(options)}`);
+  }
+  if (options.skipMemory === undefined && options.skipRedis === undefined) return BOTH_TIERS;
+  return { skipMemory: flag('skipMemory', options.skipMemory), skipRedis: flag('skipRedis', options.skipRedis) };
 }
 
 /** Per-call options of `set`, `mset` and `getOrSet`. */
@@ -583,28 +622,39 @@ export function resolveSetOptions(defaults: ResolvedOptions, options: SetOptions
   }
   const ttl = options.ttl === undefined ? defaults.ttl : toMs('ttl', options.ttl);
   const grace = options.grace === undefined ? defaults.grace : toMs('grace', options.grace, { allowZero: true });
-  let tags = NO_TAGS;
-  if (options.tags !== undefined) {
-    const raw: unknown = options.tags;
-    if (
-      !Array.isArray(raw) ||
-      raw.length > DEFAULTS.maxTags ||
-      !raw.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 256)
-    ) {
-      throw new ConfigurationError(
-        `Expected \`tags\` to be an array of at most ${DEFAULTS.maxTags} non-empty strings (≤ 256 characters), got ${describeValue(raw)}`,
-      );
-    }
-    tags = raw as string[];
-  }
+  const tags = options.tags === undefined ? NO_TAGS : checkTags(options.tags);
   return { ttl, grace, tags };
 }
 
-export interface ResolvedGetOrSetOptions extends ResolvedSetOptions {
+/** A `tags` option (a call's, or a loader's choice): at most `maxTags` non-empty strings, or a ConfigurationError. */
+export function checkTags(raw: unknown): readonly string[] {
+  if (
+    !Array.isArray(raw) ||
+    raw.length > DEFAULTS.maxTags ||
+    !raw.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 256)
+  ) {
+    throw new ConfigurationError(
+      `Expected \`tags\` to be an array of at most ${DEFAULTS.maxTags} non-empty strings (≤ 256 characters), got ${describeValue(raw)}`,
+    );
+  }
+  return raw as string[];
+}
+
+/** A per-call boolean switch, or a ConfigurationError naming it. */
+function flag(name: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') {
+    throw new ConfigurationError(`Expected \`${name}\` to be a boolean, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+export interface ResolvedGetOrSetOptions extends ResolvedSetOptions, ResolvedTierOptions {
   readonly softTimeout: number | undefined;
   readonly hardTimeout: number | undefined;
   readonly graceBackoff: number;
   readonly refreshAhead: number | undefined;
+  readonly negativeTtl: number | undefined;
 }
 
 const PLAIN_GET_OR_SET = new WeakMap<ResolvedOptions, ResolvedGetOrSetOptions>();
@@ -623,6 +673,9 @@ export function resolveGetOrSetOptions(
         hardTimeout: undefined,
         graceBackoff: DEFAULTS.graceBackoff,
         refreshAhead: undefined,
+        negativeTtl: undefined,
+        skipMemory: false,
+        skipRedis: false,
       };
       PLAIN_GET_OR_SET.set(defaults, plain);
     }
@@ -639,5 +692,8 @@ export function resolveGetOrSetOptions(
         : toMs('graceBackoff', options.graceBackoff, { allowZero: true }),
     refreshAhead:
       options.refreshAhead === undefined ? undefined : fraction('refreshAhead', options.refreshAhead) || undefined,
+    negativeTtl: options.negativeTtl === undefined ? undefined : toMs('negativeTtl', options.negativeTtl),
+    skipMemory: flag('skipMemory', options.skipMemory),
+    skipRedis: flag('skipRedis', options.skipRedis),
   };
 }

@@ -147,6 +147,13 @@ export interface RemoteTier {
    */
   setLoaded(write: LoadedWrite): Promise<boolean>;
   /**
+   * Renews a loaded entry's expiry without writing its value (a loader answered "unchanged"), in one round trip,
+   * guarded like `setLoaded`: only while `token` (when given) still holds `lockKey`, and only while the stored entry
+   * is the one created at `createdAt`. Rewrites its `e` and `g` fields in place and its PX, re-indexes its tags,
+   * releases the lock and publishes `key` on `channel`. Optional: without it the cache writes the entry in full.
+   */
+  renewLoaded?(renewal: LoadedRenewal): Promise<RenewReply>;
+  /**
    * Deletes every live member of the tag sets (and each member's lock, `lockKeyOf(member)`), and the tag sets
    * themselves. Returns how many members existed.
    */
@@ -299,3 +306,26 @@ export interface RemoteCounters {
   /** The sum of the absolute deltas not yet flushed (pending and in the batch). */
   unflushed(keys: CounterKeys): Promise<number>;
 }
+
+/** The expiry renewal of an entry whose loader answered "unchanged" (see `RemoteTier.renewLoaded`). */
+export interface LoadedRenewal {
+  readonly key: string;
+  readonly lockKey: string;
+  /** Empty when the loader ran without the lock. */
+  readonly token: string;
+  /** The `c` of the entry being renewed: any other entry stored there is left alone. */
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly graceUntil: number;
+  /** The key's new PX, in ms (`graceUntil` − now). */
+  readonly ttlMs: number;
+  readonly tagKeys?: readonly string[];
+  readonly channel: string;
+}
+
+/**
+ * `renewed`; `lost`: the lock was no longer this load's (an invalidation came), nothing changed; `newer`: a newer entry
+ * is stored, left as is; `missing`: no entry of that creation time (or of a shape the script cannot edit) is there, so
+ * the caller writes the value in full.
+ */
+export type RenewReply = 'renewed' | 'lost' | 'newer' | 'missing';

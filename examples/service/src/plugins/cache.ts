@@ -1,5 +1,5 @@
 import { createCache } from 'tiercache';
-import type { Cache, CacheOptions, CacheStats, ReadResult, SetOptions } from 'tiercache';
+import type { Cache, CacheOptions, CacheStats, GetOrSetOptions, ManyLoader, ReadResult } from 'tiercache';
 import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
@@ -8,7 +8,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     cache: Cache;
     /** `getOrSetWithMeta`, or a plain loader call when CACHE_DISABLED is set (the load comparison's baseline). */
-    cached<T>(key: string, load: () => Promise<T>, options?: SetOptions): Promise<ReadResult<T>>;
+    cached<T>(key: string, load: () => Promise<T>, options?: GetOrSetOptions): Promise<ReadResult<T>>;
+    /** `getOrSetManyWithMeta`, or one plain loader call for every key when CACHE_DISABLED is set. */
+    cachedMany<T>(
+      keys: readonly string[],
+      load: ManyLoader<T>,
+      options?: GetOrSetOptions,
+    ): Promise<ReadResult<T | undefined>[]>;
     cacheStatus(): CacheStatus;
   }
 }
@@ -102,10 +108,39 @@ export const cachePlugin = fp<CachePluginOptions>(
     if (config.cacheDisabled) app.log.warn('CACHE_DISABLED is set: every read goes to the database');
     app.decorate('cache', cache);
     app.decorate('cacheStatus', () => cacheStatus(cache));
-    app.decorate('cached', <T>(key: string, load: () => Promise<T>, options?: SetOptions): Promise<ReadResult<T>> => {
-      if (!config.cacheDisabled) return cache.getOrSetWithMeta(key, load, options);
-      return load().then((value) => ({ value, source: 'origin' as const, expiresInMs: 0 }));
-    });
+    app.decorate(
+      'cached',
+      <T>(key: string, load: () => Promise<T>, options?: GetOrSetOptions): Promise<ReadResult<T>> => {
+        if (!config.cacheDisabled) return cache.getOrSetWithMeta(key, load, options);
+        return load().then((value) => ({ value, source: 'origin' as const, expiresInMs: 0 }));
+      },
+    );
+    app.decorate(
+      'cachedMany',
+      async <T>(
+        keys: readonly string[],
+        load: ManyLoader<T>,
+        options?: GetOrSetOptions,
+      ): Promise<ReadResult<T | undefined>[]> => {
+        if (!config.cacheDisabled) return cache.getOrSetManyWithMeta(keys, load, options);
+        const unique = [...new Set(keys)];
+        const noop = (): void => {};
+        const context = {
+          keys: unique,
+          signal: new AbortController().signal,
+          stale: new Map(),
+          setTtl: noop,
+          setGrace: noop,
+          setTags: noop,
+          skip: noop,
+          unchanged: noop,
+        };
+        const loaded = await load(unique.slice(), context);
+        const byKey = (key: string): T | undefined =>
+          loaded instanceof Map ? loaded.get(key) : (loaded as readonly (T | undefined)[])[unique.indexOf(key)];
+        return keys.map((key) => ({ value: byKey(key), source: 'origin' as const, expiresInMs: 0 }));
+      },
+    );
     app.addHook('onClose', async () => {
       unwatch();
       await cache.close();

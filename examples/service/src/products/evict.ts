@@ -11,5 +11,5 @@ import { productIdsInCategory } from './repo.js';
  */
 export async function evictProduct(cache: Cache, db: Queryable, id: number, categoryId: number): Promise<number> {
   const ids = await productIdsInCategory(db, categoryId);
-  return cache.deleteMany([...new Set([id, ...ids])].map(keys.product).concat(keys.trends));
+  return cache.deleteMany([...new Set([id, ...ids])].map(keys.product).concat(keys.productCard(id), keys.trends));
 }

@@ -75,6 +75,31 @@ export async function loadProductPage(db: Queryable, id: number): Promise<Produc
   };
 }
 
+/** What a product list shows of each product. */
+export interface ProductCard {
+  readonly id: number;
+  readonly name: string;
+  readonly priceCents: number;
+  readonly stock: number;
+  readonly category: string;
+}
+
+/** The cards of many products in one query; ids that do not exist are left out of the map. */
+export async function loadProductCards(db: Queryable, ids: readonly number[]): Promise<Map<number, ProductCard>> {
+  const rows = await db.query<{ id: number; name: string; price_cents: number; stock: number; category: string }>(
+    `SELECT p.id, p.name, p.price_cents, p.stock, c.slug AS category
+       FROM products p JOIN categories c ON c.id = p.category_id
+      WHERE p.id = ANY($1::int[])`,
+    [ids],
+  );
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      { id: r.id, name: r.name, priceCents: r.price_cents, stock: r.stock, category: r.category },
+    ]),
+  );
+}
+
 export interface ProductChanges {
   readonly name?: string | undefined;
   readonly description?: string | undefined;

@@ -1,9 +1,10 @@
 import type { CacheEvents, Disposer, Listener } from '../observability/events.js';
 import type { CacheStats, RedisState } from '../observability/stats.js';
-import type { GetOrSetOptions, SetOptions } from '../options.js';
+import type { GetOrSetOptions, SetOptions, TierOptions } from '../options.js';
 import type { BreakerState } from '../resilience/breaker.js';
 import type { Key } from '../keys/define.js';
 import type { Duration } from '../types.js';
+import type { ManyLoader } from './get-or-set-many.js';
 import type { Loader } from './loader-runner.js';
 import type { ReadResult } from './view.js';
 import type { MsetEntry } from './write-path.js';
@@ -53,10 +54,13 @@ export interface CacheHealth {
 
 export interface Cache {
   /** The value, or undefined on a miss. A Redis failure is a miss, never an error. */
-  get<T = unknown>(key: Key<T>): Promise<T | undefined>;
-  getWithMeta<T = unknown>(key: Key<T>): Promise<ReadResult<T> | undefined>;
-  /** Writes both tiers. With a typed key (`defineKey<T>`), `value` must be a `T`. */
-  set<T>(key: Key<T>, value: NoInfer<T>, options?: SetOptions): Promise<void>;
+  get<T = unknown>(key: Key<T>, options?: TierOptions): Promise<T | undefined>;
+  getWithMeta<T = unknown>(key: Key<T>, options?: TierOptions): Promise<ReadResult<T> | undefined>;
+  /**
+   * Writes both tiers (or one, with `skipMemory` / `skipRedis`). With a typed key (`defineKey<T>`), `value` must be
+   * a `T`.
+   */
+  set<T>(key: Key<T>, value: NoInfer<T>, options?: SetOptions & TierOptions): Promise<void>;
   has(key: string): Promise<boolean>;
   /** True when the key existed in either tier. */
   delete(key: string): Promise<boolean>;
@@ -73,6 +77,25 @@ export interface Cache {
    */
   getOrSet<T>(key: Key<T>, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
   getOrSetWithMeta<T>(key: Key<T>, loader: Loader<T>, options?: GetOrSetOptions): Promise<ReadResult<T>>;
+  /**
+   * getOrSet for many keys: one value (or undefined) per key, in order. Memory first, the rest from Redis in one
+   * round trip (which takes the stampede lock of each key without a fresh value), and the keys still missing in
+   * **one** `loader(missingKeys, context)` call, which returns a Map or an array aligned with its input. A key already
+   * loading (by getOrSet or getOrSetMany) is joined. A key the loader leaves out (or answers undefined for) stores
+   * nothing, or a negative entry with `negativeTtl`. When the loader fails, keys with a stale copy within grace answer
+   * it; the call rejects with the loader's error if any key has neither value nor stale copy.
+   */
+  getOrSetMany<T>(
+    keys: readonly string[],
+    loader: ManyLoader<T>,
+    options?: GetOrSetOptions,
+  ): Promise<(T | undefined)[]>;
+  /** getOrSetMany with where each value came from. */
+  getOrSetManyWithMeta<T>(
+    keys: readonly string[],
+    loader: ManyLoader<T>,
+    options?: GetOrSetOptions,
+  ): Promise<ReadResult<T | undefined>[]>;
   /**
    * Makes every entry written with any of these tags a miss, in every instance, once it resolves. Entries written
    * after it are not affected. Scoped to this cache's prefix (or namespace).

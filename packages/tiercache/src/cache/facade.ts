@@ -8,13 +8,22 @@ import { INSTRUMENTS } from '../observability/instruments.js';
 import type { Instruments } from '../observability/instruments.js';
 import type { CacheEvents, Disposer, Emitter, Listener } from '../observability/events.js';
 import type { CacheStats, Counters, RedisState } from '../observability/stats.js';
-import { resolveGetOrSetOptions, toMs } from '../options.js';
-import type { GetOrSetOptions, ResolvedGetOrSetOptions, ResolvedOptions, SetOptions } from '../options.js';
+import { resolveGetOrSetOptions, resolveTierOptions, toMs } from '../options.js';
+import type {
+  GetOrSetOptions,
+  ResolvedGetOrSetOptions,
+  ResolvedOptions,
+  ResolvedTierOptions,
+  SetOptions,
+  TierOptions,
+} from '../options.js';
 import type { CircuitBreaker } from '../resilience/breaker.js';
 import type { RemoteAccessor } from '../tiers/remote-accessor.js';
 import type { Clock, Duration, MemoryTier } from '../types.js';
 import type { Cache, CacheHealth } from './contract.js';
 import type { LoadCoordinator } from './load-coordinator.js';
+import { BatchLoad } from './get-or-set-many.js';
+import type { ManyLoader } from './get-or-set-many.js';
 import type { Loader } from './loader-runner.js';
 import type { ReadPath } from './read-path.js';
 import type { ReadResult, View } from './view.js';
@@ -102,7 +111,8 @@ export class TierCache implements Cache {
 
   // ── reads ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-  get<T = unknown>(key: string): Promise<T | undefined> {
+  get<T = unknown>(key: string, options?: TierOptions): Promise<T | undefined> {
+    if (options !== undefined) return this.getWithMeta<T>(key, options).then((result) => result?.value);
     try {
       this.#check(key);
     } catch (error) {
@@ -121,16 +131,22 @@ export class TierCache implements Cache {
     return reads.getSlowValue(key, this.prefix + key) as Promise<T | undefined>;
   }
 
-  getWithMeta<T = unknown>(key: string): Promise<ReadResult<T> | undefined> {
+  getWithMeta<T = unknown>(key: string, options?: TierOptions): Promise<ReadResult<T> | undefined> {
+    let tiers: ResolvedTierOptions;
     try {
       this.#check(key);
+      tiers = resolveTierOptions(options);
     } catch (error) {
       return Promise.reject(error as Error);
     }
     const reads = this.#parts.reads;
-    const hit = reads.memoryHit(this.#view, key);
+    const hit = tiers.skipMemory ? undefined : reads.memoryHit(this.#view, key);
     if (hit !== undefined) return Promise.resolve(hit as ReadResult<T>);
-    return reads.getSlow(key, this.prefix + key) as Promise<ReadResult<T> | undefined>;
+    if (tiers.skipRedis) {
+      this.#parts.counters.misses++;
+      return Promise.resolve(undefined);
+    }
+    return reads.getSlow(key, this.prefix + key, !tiers.skipMemory) as Promise<ReadResult<T> | undefined>;
   }
 
   async has(key: string): Promise<boolean> {
@@ -164,10 +180,45 @@ export class TierCache implements Cache {
     } catch (error) {
       return Promise.reject(error as Error);
     }
+    return this.#getOrSet(key, loader as Loader<unknown>, resolved) as Promise<ReadResult<T>>;
+  }
+
+  getOrSetManyWithMeta<T>(
+    keys: readonly string[],
+    loader: ManyLoader<T>,
+    options?: GetOrSetOptions,
+  ): Promise<ReadResult<T | undefined>[]> {
+    let resolved: ResolvedGetOrSetOptions;
+    try {
+      this.#keys(keys);
+      if (typeof loader !== 'function') {
+        throw new ConfigurationError(`Expected the loader to be a function, got ${describeValue(loader)}`);
+      }
+      resolved = resolveGetOrSetOptions(this.#parts.options, options);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    // Each key takes getOrSet's path (memory, joining a load in flight, the lock with the Redis lookup, fail-safe);
+    // the keys left to load meet again in one loader call.
+    const batch = new BatchLoad(loader, resolved);
+    return Promise.all(keys.map((key) => this.#getOrSet(key, batch.loadOne, resolved))) as Promise<
+      ReadResult<T | undefined>[]
+    >;
+  }
+
+  async getOrSetMany<T>(
+    keys: readonly string[],
+    loader: ManyLoader<T>,
+    options?: GetOrSetOptions,
+  ): Promise<(T | undefined)[]> {
+    return (await this.getOrSetManyWithMeta(keys, loader, options)).map(valueOf) as (T | undefined)[];
+  }
+
+  #getOrSet(key: string, loader: Loader<unknown>, resolved: ResolvedGetOrSetOptions): Promise<ReadResult<unknown>> {
     const { memory, clock, counters, reads, loads } = this.#parts;
     const fullKey = this.prefix + key;
     let inMemory: Entry | undefined;
-    if (memory !== undefined) {
+    if (memory !== undefined && !resolved.skipMemory) {
       const now = clock.now();
       const entry = reads.memoryEntry(this.#view, key, now);
       if (entry !== undefined) {
@@ -175,29 +226,22 @@ export class TierCache implements Cache {
           counters.memoryHits++;
           if (entry.group !== undefined) reads.memoryHitOf(this.#view, key, entry);
           if (resolved.refreshAhead !== undefined) {
-            const request = { view: this.#view, key, fullKey, loader: loader as Loader<unknown>, options: resolved };
+            const request = { view: this.#view, key, fullKey, loader, options: resolved };
             loads.maybeRefresh({ ...request, inMemory: entry }, entry, now);
           }
-          return Promise.resolve({ value: entry.value as T, source: 'memory', expiresInMs: entry.expiresAt - now });
+          return Promise.resolve({ value: entry.value, source: 'memory', expiresInMs: entry.expiresAt - now });
         }
         inMemory = entry;
       }
     }
     const running = loads.joinable(fullKey);
-    if (running !== undefined) return running as Promise<ReadResult<T>>;
-    return loads.load({
-      view: this.#view,
-      key,
-      fullKey,
-      loader: loader as Loader<unknown>,
-      options: resolved,
-      inMemory,
-    }) as Promise<ReadResult<T>>;
+    if (running !== undefined) return running;
+    return loads.load({ view: this.#view, key, fullKey, loader, options: resolved, inMemory });
   }
 
   // ── writes and invalidations ───────────────────────────────────────────────────────────────────────────────
 
-  async set<T>(key: string, value: T, options?: SetOptions): Promise<void> {
+  async set<T>(key: string, value: T, options?: SetOptions & TierOptions): Promise<void> {
     this.#check(key);
     await this.#parts.writes.set(this.#view, key, value, options);
   }

@@ -11,7 +11,7 @@ import type { RemoteAccessor } from '../tiers/remote-accessor.js';
 import type { BackgroundTasks } from '../tasks.js';
 import type { Clock } from '../types.js';
 import type { Flight, Loader, LoaderRunner } from './loader-runner.js';
-import type { ReadPath, RemoteEntry } from './read-path.js';
+import type { ReadPath, RemoteEntry, RemoteRead } from './read-path.js';
 import type { ReadResult, View } from './view.js';
 import type { WritePath } from './write-path.js';
 
@@ -125,16 +125,22 @@ export class LoadCoordinator {
   }
 
   async #load(request: LoadRequest, flight: Flight): Promise<ReadResult<unknown>> {
-    const { fullKey, inMemory, refresh } = request;
-    const lockOn = this.#o.options.lock !== false && this.#lockRemote !== undefined;
+    const { fullKey, inMemory, refresh, options } = request;
+    const lockOn = this.#o.options.lock !== false && this.#lockRemote !== undefined && !options.skipRedis;
     const lockKey = lockKeyFor(request.view.prefix, fullKey);
     // A load asks Redis "the value, or else the lock" in one round trip; a refresh replaces a fresh value, so it
     // reads first and takes the lock without the guard (below).
     const first = lockOn && !refresh ? await this.#o.reads.readOrLock(request.key, fullKey, lockKey) : undefined;
-    const read = first === undefined ? await this.#o.reads.readRemote(request.key, fullKey) : first.found;
+    const read: RemoteRead =
+      first !== undefined
+        ? first.found
+        : options.skipRedis
+          ? undefined
+          : await this.#o.reads.readRemote(request.key, fullKey);
     // Redis did not answer: take no lock and write in the background, so this call costs at most one Redis timeout.
     const degraded = read === UNREACHED;
-    const found = degraded ? undefined : read;
+    // skipMemory: what Redis has is answered, not kept in memory.
+    const found = degraded ? undefined : options.skipMemory && read !== undefined ? { ...read, keep: false } : read;
     let lease = first?.lease;
     const answered = this.#answerFromRedis(request, found);
     if (answered !== undefined) {
@@ -157,7 +163,7 @@ export class LoadCoordinator {
     } else if (!degraded && lockOn) {
       const outcome = refresh
         ? await this.#refreshLock(request.key, fullKey, lockKey, inMemory?.createdAt ?? 0)
-        : await this.#waitForHolder(request.key, fullKey, lockKey);
+        : await this.#waitForHolder(request.key, fullKey, lockKey, options.skipMemory);
       if (outcome.kind === 'value') return outcome.result;
       // Only refreshes are busy, and nobody awaits a refresh's answer but the single-flight map: no stale hit counted.
       if (outcome.kind === 'busy') return { value: inMemory?.value, source: 'memory', expiresInMs: 0 };
@@ -225,9 +231,15 @@ export class LoadCoordinator {
       stale: load.stale,
       lease,
       flight,
-      store: (value, startedAt, mark) => {
+      store: (value, startedAt, mark, chosen) => {
         this.#backoff.delete(fullKey);
-        return this.#o.writes.storeLoaded({ view, key, fullKey, value, options, startedAt, lease, mark, degraded });
+        const loaded = { view, key, fullKey, value, options: chosen, startedAt, lease, mark, degraded };
+        return this.#o.writes.storeLoaded(loaded);
+      },
+      renew: (entry, startedAt, mark, chosen) => {
+        this.#backoff.delete(fullKey);
+        const loaded = { view, key, fullKey, value: entry.value, options: chosen, startedAt, lease, mark, degraded };
+        return this.#o.writes.renewLoaded(loaded, entry);
       },
       onStaleServed: () => this.#noteFailure(fullKey, options.graceBackoff),
     });
@@ -263,8 +275,16 @@ export class LoadCoordinator {
    * over if it finished without one (failed, or died and its lock expired). Once `lock.waitMs` is spent, load
    * without the lock (availability wins over dedupe).
    */
-  async #waitForHolder(key: string, fullKey: string, lockKey: string): Promise<LockOutcome> {
-    const { counters, reads, clock, waiters } = this.#o;
+  async #waitForHolder(key: string, fullKey: string, lockKey: string, skipMemory: boolean): Promise<LockOutcome> {
+    const { counters, clock, waiters } = this.#o;
+    const reads = {
+      readRemote: (k: string, f: string) => this.#o.reads.readRemote(k, f),
+      fromRemote: (f: string, read: RemoteRead) =>
+        this.#o.reads.fromRemote(
+          f,
+          skipMemory && read !== undefined && read !== UNREACHED ? { ...read, keep: false } : read,
+        ),
+    };
     const { lockTtlMs, waitMs } = this.#lockOptions();
     const token = lockToken();
     counters.lockWaits++;

@@ -1,21 +1,41 @@
 import type { Entry } from '../entry.js';
-import { LoaderTimeoutError, SerializationError } from '../errors.js';
+import { ConfigurationError, LoaderTimeoutError, SerializationError } from '../errors.js';
 import type { Coherence, LoadMark } from '../invalidation/coherence.js';
 import type { Instruments } from '../observability/instruments.js';
 import type { Counters } from '../observability/stats.js';
 import type { ResolvedGetOrSetOptions } from '../options.js';
 import type { Lease } from '../resilience/lock.js';
-import type { Clock } from '../types.js';
+import type { Clock, Duration } from '../types.js';
+import { Adaptive, UNCHANGED } from './adaptive.js';
+import type { StaleCopy, Unchanged } from './adaptive.js';
 import type { ReadResult } from './view.js';
 
-export interface LoaderContext {
+export interface LoaderContext<T = unknown> {
   /** The key being loaded, without the prefix. */
   readonly key: string;
   /** Aborted when the call's `hardTimeout` passes (the result is still cached if it arrives). */
   readonly signal: AbortSignal;
+  /**
+   * The copy being replaced, when there is one within grace (or the fresh copy a refresh-ahead replaces): its value
+   * and metadata, for a conditional refresh (compare a version, send `If-None-Match`). undefined otherwise.
+   */
+  readonly stale: StaleCopy<T> | undefined;
+  /** Adaptive caching: this value's TTL, chosen from what was loaded (overrides the call's `ttl`). */
+  setTtl(ttl: Duration): void;
+  /** Adaptive caching: this value's grace window (overrides the call's `grace`; 0 for none). */
+  setGrace(grace: Duration): void;
+  /** Adaptive caching: this value's tags (replace the call's `tags`). */
+  setTags(tags: readonly string[]): void;
+  /** Do not cache what this call returns (the caller still gets it). */
+  skip(): void;
+  /**
+   * Return this to say the stale copy is still current: its expiry is renewed (TTL and grace as for a new value)
+   * without writing the value again. Without a stale copy the loader must return a value instead (an error).
+   */
+  unchanged(): Unchanged;
 }
 
-export type Loader<T> = (context: LoaderContext) => T | Promise<T>;
+export type Loader<T> = (context: LoaderContext<T>) => T | Unchanged | Promise<T | Unchanged>;
 
 /** One getOrSet load: `running` is the loader's own settlement while it runs, undefined before and after. */
 export interface Flight {
@@ -33,8 +53,20 @@ export interface LoaderRun {
   /** The stampede lock, when this load holds it. */
   readonly lease: Lease | undefined;
   readonly flight: Flight;
-  /** Stores the value (both tiers); resolves with the caller's answer. */
-  readonly store: (value: unknown, startedAt: number, mark: LoadMark) => Promise<ReadResult<unknown>>;
+  /** Stores the value (both tiers) under the options the loader settled on; resolves with the caller's answer. */
+  readonly store: (
+    value: unknown,
+    startedAt: number,
+    mark: LoadMark,
+    options: ResolvedGetOrSetOptions,
+  ) => Promise<ReadResult<unknown>>;
+  /** The loader answered "unchanged": renews the stale copy's expiry under these options; the caller's answer. */
+  readonly renew: (
+    stale: Entry,
+    startedAt: number,
+    mark: LoadMark,
+    options: ResolvedGetOrSetOptions,
+  ) => Promise<ReadResult<unknown>>;
   /** The loader failed and the stale copy was served: back off from this key. */
   readonly onStaleServed: () => void;
 }
@@ -68,6 +100,32 @@ export class LoaderRunner {
     return { value: entry.value, source: 'stale', expiresInMs: entry.expiresAt - this.#o.clock.now() };
   }
 
+  /** What the loader's answer comes to: stored under its adaptive options, renewed, or handed back uncached. */
+  async #settle(
+    run: LoaderRun,
+    adaptive: Adaptive,
+    value: unknown,
+    startedAt: number,
+    mark: LoadMark,
+  ): Promise<ReadResult<unknown>> {
+    const options = adaptive.resolve(run.options, value);
+    if (value === UNCHANGED) {
+      const stale = run.stale;
+      if (stale === undefined) {
+        await run.lease?.release();
+        throw new ConfigurationError(`The loader of \`${run.key}\` answered "unchanged" without a stale copy to keep`, {
+          key: run.key,
+        });
+      }
+      return run.renew(stale, startedAt, mark, options);
+    }
+    if (adaptive.skipped) {
+      await run.lease?.release();
+      return { value, source: 'origin', expiresInMs: 0 };
+    }
+    return run.store(value, startedAt, mark, options);
+  }
+
   run(run: LoaderRun): Promise<ReadResult<unknown>> {
     const { counters, clock, coherence } = this.#o;
     const { key, fullKey, options, stale, lease, flight } = run;
@@ -80,13 +138,14 @@ export class LoaderRunner {
     const instruments = this.#o.instruments?.enabled === true ? this.#o.instruments : undefined;
     const message = instruments?.loadStarted(fullKey);
     const began = instruments === undefined ? 0 : instruments.now();
-    const call = async () => run.loader({ key, signal: controller.signal });
+    const adaptive = new Adaptive(key, controller.signal, stale);
+    const call = async () => run.loader(adaptive.context);
     const within = message?.within;
     const loaded = within === undefined ? call() : within(call);
     const stored = loaded.then(
       (value) => {
         instruments?.loadEnded(fullKey, instruments.now() - began, undefined, message);
-        return run.store(value, startedAt, mark);
+        return this.#settle(run, adaptive, value, startedAt, mark);
       },
       async (error: unknown) => {
         instruments?.loadEnded(fullKey, instruments.now() - began, error ?? new Error('loader rejected'), message);

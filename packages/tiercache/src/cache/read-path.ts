@@ -95,9 +95,9 @@ export class ReadPath {
     if (readChannel.hasSubscribers) this.#instruments?.publishRead(view.prefix + key, group.name, 'memory');
   }
 
-  /** After a memory miss: Redis, counted as a hit or a miss. */
-  getSlow(key: string, fullKey: string): Promise<ReadResult<unknown> | undefined> {
-    return this.#slow(key, fullKey, asResult);
+  /** After a memory miss: Redis, counted as a hit or a miss. `keep`: false to keep the copy out of memory. */
+  getSlow(key: string, fullKey: string, keep = true): Promise<ReadResult<unknown> | undefined> {
+    return this.#slow(key, fullKey, asResult, keep);
   }
 
   /** `getSlow` for `get`, which needs the value alone: one continuation less on the hottest remote path. */
@@ -105,7 +105,12 @@ export class ReadPath {
     return this.#slow(key, fullKey, asValue);
   }
 
-  #slow<R>(key: string, fullKey: string, shape: (result: ReadResult<unknown> | undefined) => R): Promise<R> {
+  #slow<R>(
+    key: string,
+    fullKey: string,
+    shape: (result: ReadResult<unknown> | undefined) => R,
+    remember = true,
+  ): Promise<R> {
     const batcher = this.#batcher;
     if (batcher === undefined) {
       this.#counters.misses++;
@@ -114,7 +119,7 @@ export class ReadPath {
     }
     const watch = this.#coherence.watchRead(fullKey);
     return batcher.read(fullKey, key).then((raw) => {
-      const keep = this.#coherence.endRead(fullKey, watch);
+      const keep = this.#coherence.endRead(fullKey, watch) && remember;
       const result = raw === UNREACHED ? undefined : this.fromRemote(fullKey, this.#found(key, raw, keep));
       if (result === undefined) this.#counters.misses++;
       else this.#counters.redisHits++;

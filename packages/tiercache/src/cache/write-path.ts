@@ -9,14 +9,14 @@ import type { ReplayQueue } from '../invalidation/replay.js';
 import { tagKeyFor } from '../invalidation/tags.js';
 import type { Emitter } from '../observability/events.js';
 import type { Counters } from '../observability/stats.js';
-import { resolveSetOptions } from '../options.js';
-import type { ResolvedGetOrSetOptions, ResolvedOptions, SetOptions } from '../options.js';
+import { resolveSetOptions, resolveTierOptions } from '../options.js';
+import type { ResolvedGetOrSetOptions, ResolvedOptions, SetOptions, TierOptions } from '../options.js';
 import { lockKeyFor } from '../resilience/lock.js';
 import type { Lease } from '../resilience/lock.js';
 import type { TurnBatcher } from '../tiers/batcher.js';
 import type { RemoteAccessor, RemoteOutcome } from '../tiers/remote-accessor.js';
 import type { BackgroundTasks } from '../tasks.js';
-import type { Clock, MemoryTier, RemoteWrite } from '../types.js';
+import type { Clock, MemoryTier, RemoteWrite, RenewReply } from '../types.js';
 import type { ReadResult, Reporter, View } from './view.js';
 
 export interface MsetEntry<T = unknown> extends SetOptions {
@@ -119,17 +119,21 @@ export class WritePath {
     view: View,
     key: string,
     value: unknown,
-    options: SetOptions | undefined,
+    options: (SetOptions & TierOptions) | undefined,
     afterOrigin = false,
   ): Promise<void> {
     const now = this.#o.clock.now();
+    const tiers = resolveTierOptions(options);
     const prepared = this.#encode(view, key, value, options, now);
     const write = prepared.write;
     this.#o.counters.writes++;
     if (writeChannel.hasSubscribers) this.#published('write', 1);
-    this.#apply(prepared, now);
+    if (tiers.skipMemory) {
+      this.#o.coherence.supersede(write.key);
+      this.#o.memory?.delete(write.key);
+    } else this.#apply(prepared, now);
     const batcher = this.#o.batcher;
-    if (batcher === undefined) return;
+    if (batcher === undefined || tiers.skipRedis) return;
     const outcome = await batcher.write({ kind: 'set', ...write }, key);
     await this.#written([write.key], outcome);
     if (afterOrigin && !outcome.ok) {
@@ -299,11 +303,13 @@ export class WritePath {
       return result;
     }
     const current = memory?.get(fullKey, clock.now());
-    if (current === undefined || current.createdAt <= startedAt) {
+    if (options.skipMemory) {
+      if (current !== undefined && current.createdAt <= startedAt) memory?.delete(fullKey);
+    } else if (current === undefined || current.createdAt <= startedAt) {
       this.#o.remember(fullKey, entry, encoded.length, clock.now());
     }
     const batcher = this.#o.batcher;
-    if (batcher === undefined) return result;
+    if (batcher === undefined || options.skipRedis) return result;
     // The write runs as a script, and Redis' NOLOOP does not cover script writes: its tracking echo must not drop
     // the copy just stored here.
     coherence.expectEcho(fullKey, encoded);
@@ -331,6 +337,67 @@ export class WritePath {
     });
     if (loaded.degraded) this.#o.tasks.track(settle);
     else await settle;
+    return result;
+  }
+
+  /**
+   * The loader answered "unchanged": the stale copy's expiry is renewed in both tiers (TTL and grace from this load,
+   * counted from its start, as a new value's would be) without writing the value to Redis, unless a newer write or
+   * an invalidation came while it loaded. Where Redis has no such entry any more, the value is written in full.
+   */
+  async renewLoaded(loaded: LoadedValue, stale: Entry): Promise<ReadResult<unknown>> {
+    const { coherence, memory, clock, accessor } = this.#o;
+    const { view, key, fullKey, options, startedAt, lease } = loaded;
+    const ttl = this.ttl(options.ttl);
+    const expiresAt = startedAt + ttl;
+    const entry: Entry = { ...stale, expiresAt, graceUntil: expiresAt + options.grace };
+    const result: ReadResult<unknown> = { value: stale.value, source: 'origin', expiresInMs: expiresAt - clock.now() };
+    if (!coherence.isCurrent(fullKey, loaded.mark)) {
+      await lease?.release();
+      return result;
+    }
+    if (accessor === undefined || options.skipRedis) return this.storeLoaded({ ...loaded, value: stale.value });
+    const now = clock.now();
+    const current = memory?.get(fullKey, now);
+    // What Redis will hold once renewed (when we wrote the entry): for memory's size, and to know the echo as ours.
+    const encoded = this.#o.codec.encode(key, entry);
+    if (options.skipMemory) {
+      if (current !== undefined && current.createdAt <= stale.createdAt) memory?.delete(fullKey);
+    } else if (current === undefined || current.createdAt <= stale.createdAt) {
+      this.#o.remember(fullKey, entry, encoded.length, now);
+    }
+    // The script's SETRANGE and PEXPIRE are script writes, which NOLOOP does not cover: their tracking echoes must not
+    // drop the copy just renewed here. (An echo expected and not seen expires; a foreign value is still told apart.)
+    coherence.expectEcho(fullKey, encoded);
+    coherence.expectEcho(fullKey, encoded);
+    const tagKeys = this.#tagKeys(view, entry.tags);
+    const renewal = {
+      key: fullKey,
+      lockKey: lease?.lockKey ?? lockKeyFor(view.prefix, fullKey),
+      // The script releases the lock with the renewal: the lease is handed over to it.
+      token: lease?.handOver() ?? '',
+      createdAt: stale.createdAt,
+      expiresAt,
+      graceUntil: entry.graceUntil,
+      ttlMs: Math.max(1, entry.graceUntil - now),
+      channel: this.#o.loadedChannel,
+      ...(tagKeys === undefined ? {} : { tagKeys }),
+    };
+    const outcome = await accessor.run('set', key, (tier) =>
+      tier.renewLoaded === undefined ? Promise.resolve<RenewReply>('missing') : tier.renewLoaded(renewal),
+    );
+    if (!(outcome.ok && outcome.value === 'renewed')) {
+      coherence.cancelEcho(fullKey);
+      coherence.cancelEcho(fullKey);
+    }
+    // No entry of that age in Redis (expired, evicted, or a tier without renewals): the value goes in full, as loaded.
+    if (outcome.ok && outcome.value === 'missing') {
+      return this.storeLoaded({ ...loaded, value: stale.value, lease: undefined });
+    }
+    // Lost to an invalidation, or something newer is there: this copy goes (kept when Redis did not answer).
+    if (outcome.ok && outcome.value !== 'renewed' && memory?.get(fullKey, clock.now()) === entry) {
+      memory.delete(fullKey);
+    }
     return result;
   }
 

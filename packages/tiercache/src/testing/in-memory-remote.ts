@@ -3,6 +3,7 @@ import type { Disposer } from '../observability/events.js';
 import { systemClock } from '../types.js';
 import type {
   Clock,
+  LoadedRenewal,
   LoadedWrite,
   LockGuard,
   LockedRead,
@@ -10,6 +11,7 @@ import type {
   RemoteStatus,
   RemoteTier,
   RemoteWrite,
+  RenewReply,
   StatusListener,
   WriteOp,
   WriteReply,
@@ -247,6 +249,32 @@ export class InMemoryRemoteTier implements RemoteTier {
     if (locked) this.#data.delete(write.lockKey);
     if (write.channel !== '') this.deliver(write.channel, write.key);
     return true;
+  }
+
+  async renewLoaded(renewal: LoadedRenewal): Promise<RenewReply> {
+    this.#open();
+    checkTtl(renewal.ttlMs, 'set');
+    const now = this.#clock.now();
+    const locked = renewal.token !== '';
+    if (locked && this.#read(renewal.lockKey, now)?.value !== renewal.token) return 'lost';
+    const done = (reply: RenewReply): RenewReply => {
+      if (locked) this.#data.delete(renewal.lockKey);
+      return reply;
+    };
+    const current = this.#read(renewal.key, now);
+    const header = current === undefined ? null : /^(\{"v":1,"k":\d,"c":(\d+),"e":)\d+,"g":\d+/.exec(current.value);
+    if (current === undefined || header === null) return done('missing');
+    const created = Number(header[2]);
+    if (created !== renewal.createdAt) return done(created > renewal.createdAt ? 'newer' : 'missing');
+    const rest = current.value.slice(header[0].length);
+    const value = `${header[1] as string}${renewal.expiresAt},"g":${renewal.graceUntil}${rest}`;
+    this.#data.set(renewal.key, { value, expiresAt: now + renewal.ttlMs });
+    this.#index(
+      { key: renewal.key, value: '', ttlMs: renewal.ttlMs, ...(renewal.tagKeys ? { tagKeys: renewal.tagKeys } : {}) },
+      now,
+    );
+    if (renewal.channel !== '') this.deliver(renewal.channel, renewal.key);
+    return done('renewed');
   }
 
   async close(): Promise<void> {

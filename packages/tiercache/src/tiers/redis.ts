@@ -5,6 +5,7 @@ import { toCacheError, withTimeout } from './errors.js';
 
 export { toCacheError } from './errors.js';
 import type {
+  LoadedRenewal,
   LoadedWrite,
   LockGuard,
   LockedRead,
@@ -12,6 +13,7 @@ import type {
   RemoteStatus,
   RemoteTier,
   RemoteWrite,
+  RenewReply,
   StatusListener,
   SubscriberHandle,
   SubscriberOptions,
@@ -27,12 +29,15 @@ import {
   EXTEND_LOCK,
   READ_OR_LOCK,
   RELEASE_LOCK,
+  RENEW_LOADED,
   SET_LOADED,
   SET_MANY,
   TAG_ADD,
   TAG_POP,
   expiresAfter,
   loadedArgs,
+  renewArgs,
+  renewReply,
 } from './redis-scripts.js';
 import type { PipelineOp, ScriptCommands, TagPipeline } from './redis-scripts.js';
 
@@ -100,6 +105,7 @@ export class RedisTier implements RemoteTier {
     // defineCommand sends EVALSHA and falls back to EVAL once per connection when the script is not cached.
     this.#client.defineCommand('tiercacheSetLoaded', { numberOfKeys: 2, lua: SET_LOADED });
     this.#client.defineCommand('tiercacheRelease', { numberOfKeys: 1, lua: RELEASE_LOCK });
+    this.#client.defineCommand('tiercacheRenewLoaded', { numberOfKeys: 2, lua: RENEW_LOADED });
     this.#client.defineCommand('tiercacheExtend', { numberOfKeys: 1, lua: EXTEND_LOCK });
     this.#client.defineCommand('tiercacheTagAdd', { numberOfKeys: 1, lua: TAG_ADD });
     this.#client.defineCommand('tiercacheTagPop', { numberOfKeys: 1, lua: TAG_POP });
@@ -329,6 +335,26 @@ export class RedisTier implements RemoteTier {
         ...this.#batches.tagOps(write, Date.now()),
       ]);
       return replies[0] === 1;
+    } catch (error) {
+      throw toCacheError(error);
+    }
+  }
+
+  async renewLoaded(renewal: LoadedRenewal): Promise<RenewReply> {
+    const args = renewArgs(renewal);
+    try {
+      if (renewal.tagKeys === undefined || renewal.tagKeys.length === 0) {
+        return renewReply(await this.#bound(this.#scripts.tiercacheRenewLoaded(...args)));
+      }
+      // The tag index follows the new expiry, so invalidateTags still finds the key until it is gone.
+      const replies = await this.#batches.pipeline([
+        { slotKey: renewal.key, add: (p) => (p as unknown as TagPipeline).tiercacheRenewLoaded(...args) },
+        ...this.#batches.tagOps(
+          { key: renewal.key, value: '', ttlMs: renewal.ttlMs, tagKeys: renewal.tagKeys },
+          Date.now(),
+        ),
+      ]);
+      return renewReply(replies[0]);
     } catch (error) {
       throw toCacheError(error);
     }

@@ -178,6 +178,39 @@ export function describeRemoteTier(name: string, open: () => Promise<ContractSub
         expect(await tier.get(`${p}k`)).toContain('"new"');
       }));
 
+    it('renews a loaded entry in place: only its e and g change, guarded by the lock and the creation time', () =>
+      use(async ({ tier, now }, p) => {
+        const renew = tier.renewLoaded?.bind(tier);
+        if (renew === undefined) return;
+        const key = `${p}k`;
+        const lockKey = `${p}__lock:{${p}k}`;
+        const createdAt = now() - 1_000;
+        const stored = encodeEntry(createEntry({ big: 'x'.repeat(100) }, createdAt, 500, 0, []));
+        await tier.set(key, stored, 10_000);
+        const base = { key, lockKey, createdAt, channel: '', ttlMs: 60_000 };
+        const expiresAt = now() + 30_000;
+        const times = { expiresAt, graceUntil: expiresAt + 30_000 };
+        await tier.acquireLock(lockKey, 'holder', 10_000);
+        expect(await renew({ ...base, ...times, token: 'someone-else' })).toBe('lost');
+        expect(await renew({ ...base, ...times, token: 'holder' })).toBe('renewed');
+        expect(await tier.get(lockKey)).toBeFalsy();
+        const after = (await tier.get(key)) as string;
+        expect(JSON.parse(after)).toMatchObject({ c: createdAt, e: expiresAt, g: expiresAt + 30_000 });
+        expect(after.replace(/"e":\d+,"g":\d+/, '')).toBe(stored.replace(/"e":\d+,"g":\d+/, ''));
+        // A renewal of an entry no longer there, or of an older one than stored, changes nothing.
+        expect(await renew({ ...base, ...times, createdAt: createdAt - 1, token: '' })).toBe('newer');
+        expect(await renew({ ...base, ...times, key: `${p}gone`, token: '' })).toBe('missing');
+        expect(await tier.get(`${p}gone`)).toBeFalsy();
+        // Longer digits than stored (a far expiry): the header is rebuilt, the value kept.
+        const far = 10_000_000_000_000;
+        expect(await renew({ ...base, expiresAt: far, graceUntil: far, token: '' })).toBe('renewed');
+        expect(JSON.parse((await tier.get(key)) as string)).toMatchObject({
+          c: createdAt,
+          e: far,
+          d: { big: 'x'.repeat(100) },
+        });
+      }));
+
     it('deletes by a literal prefix, and nothing that only shares its text', () =>
       use(async ({ tier }, p) => {
         await tier.setMany([

@@ -333,6 +333,9 @@ describe('per-call getOrSet options', () => {
       hardTimeout: undefined,
       graceBackoff: DEFAULTS.graceBackoff,
       refreshAhead: undefined,
+      negativeTtl: undefined,
+      skipMemory: false,
+      skipRedis: false,
     };
     expect(resolveGetOrSetOptions(defaults, undefined)).toStrictEqual(expected);
     expect(resolveGetOrSetOptions(defaults, {})).toStrictEqual(expected);
@@ -347,6 +350,8 @@ describe('per-call getOrSet options', () => {
         graceBackoff: 0,
         refreshAhead: 0.8,
         tags: ['a'],
+        negativeTtl: '2s',
+        skipMemory: true,
       }),
     ).toStrictEqual({
       ttl: 5 * MINUTE,
@@ -356,6 +361,9 @@ describe('per-call getOrSet options', () => {
       hardTimeout: 2 * SECOND,
       graceBackoff: 0,
       refreshAhead: 0.8,
+      negativeTtl: 2 * SECOND,
+      skipMemory: true,
+      skipRedis: false,
     });
     expect(resolveGetOrSetOptions(defaults, { refreshAhead: 0 }).refreshAhead).toBeUndefined();
   });
@@ -365,6 +373,8 @@ describe('per-call getOrSet options', () => {
     ['hardTimeout', { hardTimeout: 'later' }, `a positive duration ${DURATION_HINT}, got \`"later"\` (string)`],
     ['graceBackoff', { graceBackoff: -1 }, `a non-negative duration ${DURATION_HINT}, got \`-1\` (number)`],
     ['refreshAhead', { refreshAhead: 2 }, 'a fraction from 0 to 1, got `2` (number)'],
+    ['negativeTtl', { negativeTtl: -5 }, `a positive duration ${DURATION_HINT}, got \`-5\` (number)`],
+    ['skipRedis', { skipRedis: 'yes' }, 'a boolean, got `"yes"` (string)'],
   ])('reject a bad %s with the same message shape', (name, options, rest) => {
     expect(() => resolveGetOrSetOptions(defaults, options)).toThrow(ConfigurationError);
     expect(() => resolveGetOrSetOptions(defaults, options)).toThrow(`Expected \`${name}\` to be ${rest}`);
