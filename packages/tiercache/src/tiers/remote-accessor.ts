@@ -1,4 +1,4 @@
-import { CacheTimeoutError, CircuitOpenError, isOutageError } from '../errors.js';
+import { CacheTimeoutError, CircuitOpenError, ConnectionError, isOutageError } from '../errors.js';
 import type { CacheError } from '../errors.js';
 import { redisChannel } from '../observability/channels.js';
 import type { Instruments } from '../observability/instruments.js';
@@ -191,7 +191,11 @@ export class RemoteAccessor {
     const started = performance.now();
     const send = async (): Promise<T> => {
       if (connecting && !(await this.#whenReady(this.#timeoutMs))) {
-        if (this.#tier.status === 'down') throw new CircuitOpenError('Redis went down while connecting');
+        // A failure like any other (not a CircuitOpenError: inside the breaker's execute that would pass for a success
+        // and close a half-open breaker on a probe that never reached Redis).
+        if (this.#tier.status === 'down') {
+          throw new ConnectionError('Redis went down while the call waited for the connection', { key });
+        }
         throw new CacheTimeoutError(`Redis was not connected within ${this.#timeoutMs} ms`, { key });
       }
       // Inside the breaker's execute, as the call itself: an open breaker sends neither.
