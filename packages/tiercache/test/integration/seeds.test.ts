@@ -205,6 +205,7 @@ describe('(b) spakky-redis @cacheable / @cache_evict, tags, lock, metrics, healt
         return { id, name: names.get(id) ?? `product ${id}` };
       },
       rename: async (id: number, name: string) => {
+        if (name === '') throw new Error('a product needs a name');
         names.set(id, name);
       },
     };
@@ -250,6 +251,10 @@ describe('(b) spakky-redis @cacheable / @cache_evict, tags, lock, metrics, healt
     expect((await service.find(3)).name).toBe('Dolsot bibimbap');
     expect(db.calls.get(2)).toBe(2);
     expect(db.calls.get(3)).toBe(2);
+
+    await expect(service.rename(2, '')).rejects.toThrow('a product needs a name');
+    expect((await service.find(2)).name).toBe('Tteokbokki');
+    expect(db.calls.get(2)).toBe(2);
   });
 
   it('metrics, stats and health report the hits and a connected Redis', async () => {
