@@ -158,7 +158,7 @@ describe('(a) get_with_fallback + circuit breaker + Slack cooldown', () => {
       });
     });
     const slackUrl = await listen(receiver);
-    const cache = track(createProductCache(stalled.url, slackUrl));
+    const cache = createProductCache(stalled.url, slackUrl);
     let queries = 0;
     const db = {
       find: async (id: number) => {
@@ -166,26 +166,29 @@ describe('(a) get_with_fallback + circuit breaker + Slack cooldown', () => {
         return { id, name: `product ${id}` };
       },
     };
-    expect(await cache.ready('2s')).toBe(true);
-    await stalled.pause(4000);
-    for (let id = 1; id <= 12; id++) expect(await getProduct(cache, db, id)).toEqual({ id, name: `product ${id}` });
-    expect(queries).toBe(12);
-    expect(cache.stats().breaker?.state).toBe('open');
-    await waitFor('the breaker-open message', () => messages.some((m) => m.kind === 'breaker-open'));
-    const keyed = messages.filter((m) => m.kind === 'redis-error' && m.text.includes('on key'));
-    expect(keyed.length).toBeGreaterThanOrEqual(1);
-    expect(keyed.length).toBeLessThanOrEqual(6);
-    const keys = keyed.map((m) => /`(product:\d+)`/.exec(m.text)?.[1]);
-    expect(new Set(keys).size).toBe(keys.length); // one message per key: the cooldown holds the repeats back
-    expect(messages.filter((m) => m.kind === 'breaker-open')).toHaveLength(1);
-    const alerts = cache.stats().alerts;
-    expect((alerts?.suppressed ?? 0) + (alerts?.deduplicated ?? 0)).toBeGreaterThan(0);
-    // While the breaker is open, a read does not wait for the stalled Redis at all.
-    const start = performance.now();
-    expect(await getProduct(cache, db, 99)).toEqual({ id: 99, name: 'product 99' });
-    expect(performance.now() - start).toBeLessThan(90);
-    await cache.close();
-    await stalled.stop();
+    try {
+      expect(await cache.ready('2s')).toBe(true);
+      await stalled.pause(4000);
+      for (let id = 1; id <= 12; id++) expect(await getProduct(cache, db, id)).toEqual({ id, name: `product ${id}` });
+      expect(queries).toBe(12);
+      expect(cache.stats().breaker?.state).toBe('open');
+      await waitFor('the breaker-open message', () => messages.some((m) => m.kind === 'breaker-open'));
+      const keyed = messages.filter((m) => m.kind === 'redis-error' && m.text.includes('on key'));
+      expect(keyed.length).toBeGreaterThanOrEqual(1);
+      expect(keyed.length).toBeLessThanOrEqual(6);
+      const keys = keyed.map((m) => /`(product:\d+)`/.exec(m.text)?.[1]);
+      expect(new Set(keys).size).toBe(keys.length); // one message per key: the cooldown holds the repeats back
+      expect(messages.filter((m) => m.kind === 'breaker-open')).toHaveLength(1);
+      const alerts = cache.stats().alerts;
+      expect((alerts?.suppressed ?? 0) + (alerts?.deduplicated ?? 0)).toBeGreaterThan(0);
+      // While the breaker is open, a read does not wait for the stalled Redis at all.
+      const start = performance.now();
+      expect(await getProduct(cache, db, 99)).toEqual({ id: 99, name: 'product 99' });
+      expect(performance.now() - start).toBeLessThan(90);
+    } finally {
+      await stalled.stop();
+      await cache.close();
+    }
   });
 });
 
@@ -266,7 +269,7 @@ describe('(b) spakky-redis @cacheable / @cache_evict, tags, lock, metrics, healt
     const ops = operations(service.cache);
     expect(ops.stats().hits.memory).toBe(1);
     expect(ops.stats().loader.calls).toBe(1);
-    expect(ops.health().status).toBe('ok');
+    await waitFor('health to be ok', () => ops.health().status === 'ok');
     expect(ops.health().redis.up).toBe(true);
     const text = await ops.metrics();
     expect(text).toMatch(/^tiercache_hits_total\{source="memory"\} 1$/m);
@@ -296,12 +299,14 @@ describe('(c) the view counter flushed every x-th view', () => {
     };
     const views = createViewCounter(cache, db);
     const answers: number[] = [];
-    for (let i = 0; i < 40; i++) answers.push(await countView(views, 7));
-    expect(answers[0]).toBe(101); // seeded from the database's 100
-    expect(answers[39]).toBe(140);
+    for (let i = 0; i < 20; i++) answers.push(await countView(views, 7));
     await waitFor('a flush after 16 views', () => applied.length >= 1);
-    expect(totals.get('7')).toBeGreaterThanOrEqual(116);
-    expect(totals.get('7')).toBeLessThan(140);
+    expect(totals.get('7')).toBeGreaterThanOrEqual(116); // 16 views or the few more counted while it started
+    expect(totals.get('7')).toBeLessThanOrEqual(120);
+    for (let i = 0; i < 20; i++) answers.push(await countView(views, 7));
+    expect(answers[0]).toBe(101); // seeded from the database's 100
+    expect(answers).toEqual(Array.from({ length: 40 }, (_, i) => 101 + i));
+    expect(await views.get('7')).toBe(140);
     await cache.close();
     expect(totals.get('7')).toBe(140);
     expect(new Set(applied).size).toBe(applied.length);
