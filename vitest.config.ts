@@ -42,6 +42,8 @@ function typescriptDecorators(legacy: boolean, files: RegExp): Plugin {
 }
 const decoratorSuites = /\/test\/decorators\/.*\.ts$/;
 const nestExample = /\/examples\/nestjs\/(src|test)\/.*\.ts$/;
+// The seeds' snippets (docs/from-the-seeds.md) use standard decorators, as the root tsconfig compiles them.
+const seedSnippets = /\/examples\/seeds\/.*\.ts$/;
 
 export default defineConfig({
   test: {
@@ -79,6 +81,7 @@ export default defineConfig({
       },
       {
         resolve: { alias },
+        plugins: [typescriptDecorators(false, seedSnippets)],
         test: {
           name: 'integration',
           // Projects run one after another (unit first); each sets its own parallelism.
