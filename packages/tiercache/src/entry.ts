@@ -76,6 +76,16 @@ export function decodeEntry(raw: string): Entry {
   return { value, createdAt: c, expiresAt: e, graceUntil: g, tags: t as string[] };
 }
 
+/**
+ * Whether a stored entry, as encoded (the header in its fixed field order), is still fresh at `now`, read off the
+ * header without decoding the value, the way the Redis scripts read it.
+ */
+export function storedFreshAt(encoded: string | null | undefined, now: number): boolean {
+  if (typeof encoded !== 'string') return false;
+  const expires = /^\{"v":\d+,"k":\d,"c":\d+,"e":(\d+)/.exec(encoded)?.[1];
+  return expires !== undefined && Number(expires) > now;
+}
+
 /** Whether a string's UTF-8 size exceeds `max`, without a scan in the common cases (length ≤ bytes ≤ 3 × length). */
 export function exceedsBytes(encoded: string, max: number): boolean {
   if (encoded.length * 3 <= max) return false;

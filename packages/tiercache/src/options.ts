@@ -1,11 +1,12 @@
-import { parse as parseMs } from '@lukeed/ms';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ConfigurationError, describeValue } from './errors.js';
+import { fraction, plainObject, positiveInteger, rejectUnknown, toMs } from './validate.js';
 import type { AlertOptions } from './observability/alerts.js';
 import type { BreakerOptions } from './resilience/breaker.js';
 import type { Clock, Duration, RemoteTier } from './types.js';
 
 export type { BreakerOptions } from './resilience/breaker.js';
+export { httpUrl, parseDuration, positiveInteger, toMs, warnLogger } from './validate.js';
 
 /** Bounds of the in-process tier (L1). Both bounds apply; an unbounded L1 is refused. */
 export interface MemoryOptions {
@@ -209,23 +210,6 @@ export interface TierOptions {
   readonly skipRedis?: boolean;
 }
 
-export interface ResolvedTierOptions {
-  readonly skipMemory: boolean;
-  readonly skipRedis: boolean;
-}
-
-const BOTH_TIERS: ResolvedTierOptions = Object.freeze({ skipMemory: false, skipRedis: false });
-
-/** The tier switches of a call, validated. */
-export function resolveTierOptions(options: TierOptions | undefined): ResolvedTierOptions {
-  if (options === undefined) return BOTH_TIERS;
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigurationError(`Expected the options argument to be an object, got ${describeValue(options)}`);
-  }
-  if (options.skipMemory === undefined && options.skipRedis === undefined) return BOTH_TIERS;
-  return { skipMemory: flag('skipMemory', options.skipMemory), skipRedis: flag('skipRedis', options.skipRedis) };
-}
-
 /** Per-call options of `set`, `mset` and `getOrSet`. */
 export interface SetOptions {
   readonly ttl?: Duration;
@@ -290,9 +274,6 @@ export const DEFAULTS = {
   maxKeyGroups: 64,
 } as const;
 
-/** setTimeout and friends overflow past 2^31-1 ms; TTLs are plain numbers here, so only sanity bounds them (10 y). */
-const MAX_DURATION_MS = 10 * 365 * 24 * 60 * 60_000;
-
 export interface ResolvedOptions {
   readonly prefix: string;
   readonly redis: CacheOptions['redis'];
@@ -313,91 +294,6 @@ export interface ResolvedOptions {
   readonly keyGroup: ((key: string) => string) | undefined;
   readonly maxKeyGroups: number;
   readonly instrumentation: boolean;
-}
-
-/**
- * Turns a duration option into milliseconds, or throws a `ConfigurationError` naming the option.
- * `allowZero` admits 0 (grace); TTLs must be positive.
- */
-export function toMs(name: string, value: unknown, { allowZero = false } = {}): number {
-  const what = allowZero ? 'a non-negative duration' : 'a positive duration';
-  let ms: number | undefined;
-  if (typeof value === 'number') ms = value;
-  else if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*[a-z]*\s*$/i.test(value)) ms = parseMs(value.trim());
-  // Round before the checks: 0.4 would pass as positive and then become a TTL of 0.
-  if (ms !== undefined) ms = Math.round(ms);
-  if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero) || ms > MAX_DURATION_MS) {
-    throw new ConfigurationError(
-      `Expected \`${name}\` to be ${what} (milliseconds or a string like '250ms', '5m', '1h'), got ${describeValue(value)}`,
-    );
-  }
-  return ms;
-}
-
-/**
- * The library's duration grammar for applications that read durations of their own (an environment variable, say):
- * milliseconds as a number, or a string like `'250ms'`, `'30s'`, `'5m'`, `'1h'`, `'1.5h'`, `'30d'`. Returns whole
- * milliseconds; throws a `ConfigurationError` naming `name` for anything else (and for 0 unless `allowZero`).
- */
-export function parseDuration(
-  value: Duration,
-  { name = 'duration', allowZero = false }: { readonly name?: string; readonly allowZero?: boolean } = {},
-): number {
-  return toMs(name, value, { allowZero });
-}
-
-/** A positive safe integer (at most `max`), or a ConfigurationError naming the option. Shared by every module's options. */
-export function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > max) {
-    const bound = max === Number.MAX_SAFE_INTEGER ? '' : ` of at most ${max}`;
-    throw new ConfigurationError(`Expected \`${name}\` to be a positive integer${bound}, got ${describeValue(value)}`);
-  }
-  return value;
-}
-
-/** A logger option: an object with a `warn(message)` method, or a ConfigurationError naming the option. */
-export function warnLogger<L extends { warn(message: string): void }>(name: string, value: L): L {
-  if (typeof value !== 'object' || value === null || typeof (value as { warn?: unknown }).warn !== 'function') {
-    throw new ConfigurationError(
-      `Expected \`${name}\` to be an object with a warn() method, got ${describeValue(value)}`,
-    );
-  }
-  return value;
-}
-
-/**
- * An http:// or https:// URL, or a ConfigurationError that does not show it (a webhook or internal URL may carry a
- * credential).
- */
-export function httpUrl(name: string, value: unknown): URL {
-  let url: URL | undefined;
-  try {
-    url = new URL(String(value));
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new ConfigurationError(`Expected \`${name}\` to be an http:// or https:// URL`);
-  }
-  return url;
-}
-
-/** `what` names every accepted form, so `memory: true` is not told that only an object would do when false would too. */
-function plainObject(name: string, value: unknown, what = 'an object'): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigurationError(`Expected \`${name}\` to be ${what}, got ${describeValue(value)}`);
-  }
-  return value as Record<string, unknown>;
-}
-
-function rejectUnknown(name: string, value: Record<string, unknown>, known: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) {
-      throw new ConfigurationError(
-        `Unknown option \`${name ? `${name}.` : ''}${key}\`; expected one of ${known.map((k) => `\`${k}\``).join(', ')}`,
-      );
-    }
-  }
 }
 
 const TOP_LEVEL = [
@@ -421,13 +317,6 @@ const TOP_LEVEL = [
   'maxKeyGroups',
   'instrumentation',
 ] as const;
-
-function fraction(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
-    throw new ConfigurationError(`Expected \`${name}\` to be a fraction from 0 to 1, got ${describeValue(value)}`);
-  }
-  return value;
-}
 
 /** Only the shape here; the breaker validates its own options (resilience/breaker.ts) when the cache builds it. */
 function resolveBreaker(input: unknown): ResolvedOptions['breaker'] {
@@ -594,106 +483,5 @@ function resolveInstrumentation(
         ? DEFAULTS.maxKeyGroups
         : positiveInteger('maxKeyGroups', options['maxKeyGroups'], 1_000),
     instrumentation: instrumentation !== false,
-  };
-}
-
-export interface ResolvedSetOptions {
-  readonly ttl: number;
-  readonly grace: number;
-  readonly tags: readonly string[];
-}
-
-const NO_TAGS: readonly string[] = Object.freeze([]);
-
-/** Per-call options over the cache's defaults. Called on every write, so it returns early for the common case. */
-const PLAIN_SET = new WeakMap<ResolvedOptions, ResolvedSetOptions>();
-
-export function resolveSetOptions(defaults: ResolvedOptions, options: SetOptions | undefined): ResolvedSetOptions {
-  if (options === undefined) {
-    let plain = PLAIN_SET.get(defaults);
-    if (plain === undefined) {
-      plain = Object.freeze({ ttl: defaults.ttl, grace: defaults.grace, tags: NO_TAGS });
-      PLAIN_SET.set(defaults, plain);
-    }
-    return plain;
-  }
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigurationError(`Expected the options argument to be an object, got ${describeValue(options)}`);
-  }
-  const ttl = options.ttl === undefined ? defaults.ttl : toMs('ttl', options.ttl);
-  const grace = options.grace === undefined ? defaults.grace : toMs('grace', options.grace, { allowZero: true });
-  const tags = options.tags === undefined ? NO_TAGS : checkTags(options.tags);
-  return { ttl, grace, tags };
-}
-
-/** A `tags` option (a call's, or a loader's choice): at most `maxTags` non-empty strings, or a ConfigurationError. */
-export function checkTags(raw: unknown): readonly string[] {
-  if (
-    !Array.isArray(raw) ||
-    raw.length > DEFAULTS.maxTags ||
-    !raw.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 256)
-  ) {
-    throw new ConfigurationError(
-      `Expected \`tags\` to be an array of at most ${DEFAULTS.maxTags} non-empty strings (≤ 256 characters), got ${describeValue(raw)}`,
-    );
-  }
-  return raw as string[];
-}
-
-/** A per-call boolean switch, or a ConfigurationError naming it. */
-function flag(name: string, value: unknown): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') {
-    throw new ConfigurationError(`Expected \`${name}\` to be a boolean, got ${describeValue(value)}`);
-  }
-  return value;
-}
-
-export interface ResolvedGetOrSetOptions extends ResolvedSetOptions, ResolvedTierOptions {
-  readonly softTimeout: number | undefined;
-  readonly hardTimeout: number | undefined;
-  readonly graceBackoff: number;
-  readonly refreshAhead: number | undefined;
-  readonly negativeTtl: number | undefined;
-}
-
-const PLAIN_GET_OR_SET = new WeakMap<ResolvedOptions, ResolvedGetOrSetOptions>();
-
-/** Per-call getOrSet options over the cache's defaults; the no-options case is resolved once per cache. */
-export function resolveGetOrSetOptions(
-  defaults: ResolvedOptions,
-  options: GetOrSetOptions | undefined,
-): ResolvedGetOrSetOptions {
-  if (options === undefined) {
-    let plain = PLAIN_GET_OR_SET.get(defaults);
-    if (plain === undefined) {
-      plain = {
-        ...resolveSetOptions(defaults, undefined),
-        softTimeout: undefined,
-        hardTimeout: undefined,
-        graceBackoff: DEFAULTS.graceBackoff,
-        refreshAhead: undefined,
-        negativeTtl: undefined,
-        skipMemory: false,
-        skipRedis: false,
-      };
-      PLAIN_GET_OR_SET.set(defaults, plain);
-    }
-    return plain;
-  }
-  const base = resolveSetOptions(defaults, options);
-  return {
-    ...base,
-    softTimeout: options.softTimeout === undefined ? undefined : toMs('softTimeout', options.softTimeout),
-    hardTimeout: options.hardTimeout === undefined ? undefined : toMs('hardTimeout', options.hardTimeout),
-    graceBackoff:
-      options.graceBackoff === undefined
-        ? DEFAULTS.graceBackoff
-        : toMs('graceBackoff', options.graceBackoff, { allowZero: true }),
-    refreshAhead:
-      options.refreshAhead === undefined ? undefined : fraction('refreshAhead', options.refreshAhead) || undefined,
-    negativeTtl: options.negativeTtl === undefined ? undefined : toMs('negativeTtl', options.negativeTtl),
-    skipMemory: flag('skipMemory', options.skipMemory),
-    skipRedis: flag('skipRedis', options.skipRedis),
   };
 }

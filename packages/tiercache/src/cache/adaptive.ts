@@ -1,6 +1,7 @@
 import type { Entry } from '../entry.js';
-import { checkTags, toMs } from '../options.js';
-import type { ResolvedGetOrSetOptions } from '../options.js';
+import { toMs } from '../options.js';
+import { checkTags } from '../call-options.js';
+import type { ResolvedGetOrSetOptions } from '../call-options.js';
 import type { Duration } from '../types.js';
 import type { LoaderContext } from './loader-runner.js';
 

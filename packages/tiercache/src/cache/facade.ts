@@ -8,15 +8,10 @@ import { INSTRUMENTS } from '../observability/instruments.js';
 import type { Instruments } from '../observability/instruments.js';
 import type { CacheEvents, Disposer, Emitter, Listener } from '../observability/events.js';
 import type { CacheStats, Counters, RedisState } from '../observability/stats.js';
-import { resolveGetOrSetOptions, resolveTierOptions, toMs } from '../options.js';
-import type {
-  GetOrSetOptions,
-  ResolvedGetOrSetOptions,
-  ResolvedOptions,
-  ResolvedTierOptions,
-  SetOptions,
-  TierOptions,
-} from '../options.js';
+import { toMs } from '../options.js';
+import { resolveGetOrSetOptions, resolveTierOptions } from '../call-options.js';
+import type { GetOrSetOptions, ResolvedOptions, SetOptions, TierOptions } from '../options.js';
+import type { ResolvedGetOrSetOptions, ResolvedTierOptions } from '../call-options.js';
 import type { CircuitBreaker } from '../resilience/breaker.js';
 import type { RemoteAccessor } from '../tiers/remote-accessor.js';
 import type { Clock, Duration, MemoryTier } from '../types.js';

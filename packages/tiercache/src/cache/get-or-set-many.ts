@@ -1,5 +1,5 @@
 import { ConfigurationError, describeValue } from '../errors.js';
-import type { ResolvedGetOrSetOptions } from '../options.js';
+import type { ResolvedGetOrSetOptions } from '../call-options.js';
 import type { Duration } from '../types.js';
 import { UNCHANGED } from './adaptive.js';
 import type { StaleCopy, Unchanged } from './adaptive.js';

@@ -3,7 +3,7 @@ import { ConfigurationError, LoaderTimeoutError, SerializationError } from '../e
 import type { Coherence, LoadMark } from '../invalidation/coherence.js';
 import type { Instruments } from '../observability/instruments.js';
 import type { Counters } from '../observability/stats.js';
-import type { ResolvedGetOrSetOptions } from '../options.js';
+import type { ResolvedGetOrSetOptions } from '../call-options.js';
 import type { Lease } from '../resilience/lock.js';
 import type { Clock, Duration } from '../types.js';
 import { Adaptive, UNCHANGED } from './adaptive.js';

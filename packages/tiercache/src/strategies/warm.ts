@@ -1,7 +1,8 @@
 import type { View } from '../cache/view.js';
 import type { MsetEntry, WritePath } from '../cache/write-path.js';
 import { ConfigurationError, describeValue } from '../errors.js';
-import { positiveInteger, resolveSetOptions } from '../options.js';
+import { positiveInteger } from '../options.js';
+import { resolveSetOptions } from '../call-options.js';
 import type { ResolvedOptions, SetOptions } from '../options.js';
 import { checkFunction, checkOptionsObject } from './context.js';
 

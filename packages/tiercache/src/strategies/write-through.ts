@@ -1,6 +1,6 @@
 import type { View } from '../cache/view.js';
 import type { WritePath } from '../cache/write-path.js';
-import { resolveSetOptions } from '../options.js';
+import { resolveSetOptions } from '../call-options.js';
 import type { ResolvedOptions, SetOptions } from '../options.js';
 import { checkFunction } from './context.js';
 

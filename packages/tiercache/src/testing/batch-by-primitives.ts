@@ -1,11 +1,6 @@
+import { storedFreshAt } from '../entry.js';
 import { isOutageError } from '../errors.js';
 import type { LockedRead, LockedReadReply, RemoteTier, WriteOp, WriteReply } from '../types.js';
-
-/** Whether an encoded entry (written in the fixed field order) is still fresh at `now`. */
-function freshAt(encoded: string | null | undefined, now: number): boolean {
-  const expires = typeof encoded === 'string' ? /^\{"v":\d+,"k":\d,"c":\d+,"e":(\d+)/.exec(encoded)?.[1] : undefined;
-  return expires !== undefined && Number(expires) > now;
-}
 
 /**
  * A turn's writes, op by op (concurrently), through a tier's single-op methods: for the testing tiers, whose calls cost no round
@@ -53,7 +48,7 @@ export async function readOrLockByPrimitives(
   return Promise.all(
     reads.map(async (read): Promise<LockedReadReply> => {
       const value = await tier.get(read.key);
-      const locked = !freshAt(value, now) && (await tier.acquireLock(read.lockKey, token, ttlMs)) === true;
+      const locked = !storedFreshAt(value, now) && (await tier.acquireLock(read.lockKey, token, ttlMs)) === true;
       return { value: value ?? null, locked };
     }),
   );

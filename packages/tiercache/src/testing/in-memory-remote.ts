@@ -1,3 +1,4 @@
+import { storedFreshAt } from '../entry.js';
 import { ConfigurationError, ConnectionError, RedisReplyError, describeValue } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
 import { systemClock } from '../types.js';
@@ -207,10 +208,7 @@ export class InMemoryRemoteTier implements RemoteTier {
     checkTtl(ttlMs, 'set');
     const now = this.#clock.now();
     if (guard !== undefined) {
-      const current = this.#read(guard.key, now);
-      const expires =
-        current === undefined ? undefined : /^\{"v":\d+,"k":\d,"c":\d+,"e":(\d+)/.exec(current.value)?.[1];
-      if (expires !== undefined && Number(expires) > guard.now) return 'fresh';
+      if (storedFreshAt(this.#read(guard.key, now)?.value, guard.now)) return 'fresh';
     }
     if (this.#read(lockKey, now) !== undefined) return false;
     this.#data.set(lockKey, { value: token, expiresAt: now + ttlMs });

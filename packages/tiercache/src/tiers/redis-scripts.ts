@@ -77,12 +77,6 @@ local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
 redis.call('DEL', KEYS[1])
 return members`;
 
-/** Whether an encoded entry (written in the fixed field order) is still fresh at `now`. */
-export function expiresAfter(encoded: string, now: number): boolean {
-  const expires = /^\{"v":\d+,"k":\d,"c":\d+,"e":(\d+)/.exec(encoded)?.[1];
-  return expires !== undefined && Number(expires) > now;
-}
-
 /**
  * "The value, or else the lock", for the keys of one turn's loads in one call. KEYS: data1, lock1, data2, lock2, …
  * ARGV: token, pttl, now. Returns value1, taken1, value2, taken2, … (a value is nil for a miss; taken is 1 when the

@@ -1,6 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { CacheError } from '../errors.js';
+import { storedFreshAt } from '../entry.js';
 import { toCacheError, withTimeout } from './errors.js';
 
 export { toCacheError } from './errors.js';
@@ -34,7 +35,6 @@ import {
   SET_MANY,
   TAG_ADD,
   TAG_POP,
-  expiresAfter,
   loadedArgs,
   renewArgs,
   renewReply,
@@ -296,7 +296,7 @@ export class RedisTier implements RemoteTier {
       const [getError, current] = replies?.[1] ?? [null, null];
       if (setError) throw setError;
       if (getError) throw getError;
-      if (typeof current === 'string' && expiresAfter(current, guard.now)) {
+      if (typeof current === 'string' && storedFreshAt(current, guard.now)) {
         // Taken together with a value that landed since our miss: give the lock straight back.
         if (taken === 'OK') await this.#bound(this.#scripts.tiercacheRelease(lockKey, token));
         return 'fresh';
