@@ -13,9 +13,10 @@ export function reconnectDelay(attempt: number, random: () => number = Math.rand
 }
 
 /**
- * The options that make ioredis fail fast, applied over whatever the user passed: a per-command timeout, no offline
- * queue (measured: with defaults a GET waits ~73 s for a dead server, forever on a blackholed socket), and no resend of
- * in-flight commands after a reconnect (a write the caller saw fail must not land later).
+ * The options that make ioredis fail fast, applied over whatever the user passed: no offline queue (measured: with
+ * defaults a GET waits ~73 s for a dead server, forever on a blackholed socket), and no resend of in-flight commands
+ * after a reconnect (a write the caller saw fail must not land later). The per-command timeout is the tier's own
+ * (deadlines.ts), not ioredis' `commandTimeout`, which arms a timer per command.
  */
 export function failFastOptions(user: RedisOptions, timeoutMs: number): Omit<RedisOptions, 'replyMapping'> {
   // The tier parses replies itself in the classic (RESP2-style) shapes, whatever the user's client prefers.
@@ -27,7 +28,6 @@ export function failFastOptions(user: RedisOptions, timeoutMs: number): Omit<Red
     disconnectTimeout: 200,
     retryStrategy: reconnectDelay,
     ...rest,
-    commandTimeout: timeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     lazyConnect: false,

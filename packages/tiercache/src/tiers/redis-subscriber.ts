@@ -22,7 +22,14 @@ export class Subscriber implements SubscriberHandle {
   constructor(client: Redis | Cluster, options: SubscriberOptions) {
     this.#options = options;
     // The offline queue holds only our own few commands here, sent once connected; the data connection keeps it off.
-    const overrides = { enableOfflineQueue: true, autoResubscribe: false, lazyConnect: false, protocol: 2 as const };
+    // Its few commands (CLIENT ID, SUBSCRIBE) may arm a timer each: the data connection's deadlines do not reach here.
+    const overrides = {
+      enableOfflineQueue: true,
+      autoResubscribe: false,
+      lazyConnect: false,
+      protocol: 2 as const,
+      commandTimeout: options.timeoutMs,
+    };
     this.#connection =
       client instanceof Cluster ? client.duplicate([], { redisOptions: overrides }) : client.duplicate(overrides);
     this.#connection.on('error', options.onError);

@@ -2,7 +2,8 @@ import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { CacheError } from '../errors.js';
 import { storedFreshAt } from '../entry.js';
-import { toCacheError, withTimeout } from './errors.js';
+import { Deadlines } from './deadlines.js';
+import { toCacheError } from './errors.js';
 
 export { toCacheError } from './errors.js';
 import type {
@@ -63,9 +64,8 @@ export function escapeGlob(literal: string): string {
 export class RedisTier implements RemoteTier {
   readonly #client: Client;
   readonly #owned: boolean;
-  readonly #timeoutMs: number;
-  /** A client we did not create may not have a commandTimeout: then we bound each call ourselves. */
-  readonly #wrapTimeout: boolean;
+  /** Bounds every command (the client's own commandTimeout, if any, arms a timer per command: too dear). */
+  readonly #deadlines: Deadlines;
   readonly #keyPrefix: string;
   readonly #onError: (error: unknown) => void;
   #status: RemoteStatus;
@@ -78,18 +78,14 @@ export class RedisTier implements RemoteTier {
   readonly counters: RedisStrategyStore;
 
   constructor(source: string | RedisOptions | Client, options: RedisTierOptions) {
-    this.#timeoutMs = options.timeoutMs;
+    this.#deadlines = new Deadlines(options.timeoutMs);
     if (isClient(source)) {
       this.#client = source;
       this.#owned = false;
-      const commandTimeout =
-        source instanceof Cluster ? source.options.redisOptions?.commandTimeout : source.options.commandTimeout;
-      this.#wrapTimeout = typeof commandTimeout !== 'number';
     } else {
       const settings = failFastOptions(typeof source === 'string' ? {} : source, options.timeoutMs);
       this.#client = typeof source === 'string' ? new Redis(source, settings) : new Redis(settings);
       this.#owned = true;
-      this.#wrapTimeout = false;
     }
     this.#keyPrefix =
       (this.#client instanceof Cluster
@@ -159,8 +155,7 @@ export class RedisTier implements RemoteTier {
   }
 
   #bound<T>(promise: Promise<T>): Promise<T> {
-    // The same error ioredis' own commandTimeout raises, so toCacheError maps both alike.
-    return this.#wrapTimeout ? withTimeout(promise, this.#timeoutMs, () => new Error('Command timed out')) : promise;
+    return this.#deadlines.bound(promise);
   }
 
   /**
@@ -168,8 +163,7 @@ export class RedisTier implements RemoteTier {
    * `null`), and the cache maps a rejection with toCacheError. Saves two promise hops per read.
    */
   get(key: string): Promise<string | null | undefined> {
-    const reply = this.#client.get(key);
-    return this.#wrapTimeout ? this.#bound(reply) : reply;
+    return this.#deadlines.bound(this.#client.get(key));
   }
 
   async getMany(keys: readonly string[]): Promise<(string | null | undefined)[]> {
@@ -193,8 +187,7 @@ export class RedisTier implements RemoteTier {
 
   /** Like `get`: ioredis' own promise; the cache maps a rejection. */
   set(key: string, value: string, ttlMs: number): Promise<unknown> {
-    const reply = this.#client.set(key, value, 'PX', ttlMs);
-    return this.#wrapTimeout ? this.#bound(reply) : reply;
+    return this.#deadlines.bound(this.#client.set(key, value, 'PX', ttlMs));
   }
 
   async setMany(writes: readonly RemoteWrite[]): Promise<void> {
@@ -433,7 +426,14 @@ export class RedisTier implements RemoteTier {
       this.#client.off(event, this.#onClientEvent);
     }
     this.#statusListeners.clear();
-    if (!this.#owned) return;
+    try {
+      if (this.#owned) await this.#quit();
+    } finally {
+      this.#deadlines.close();
+    }
+  }
+
+  async #quit(): Promise<void> {
     // A listener stays until the socket is gone, so a late error after quit is not an unhandled 'error' event.
     this.#client.on('error', () => {});
     if (this.#client.status !== 'ready') {
@@ -441,7 +441,7 @@ export class RedisTier implements RemoteTier {
       return;
     }
     try {
-      await this.#client.quit();
+      await this.#bound(this.#client.quit());
     } catch {
       this.#client.disconnect();
     }
