@@ -20,6 +20,7 @@ import { AlertGate } from './observability/alerts.js';
 import type { Alert } from './observability/alerts.js';
 import { Emitter } from './observability/events.js';
 import { Instruments } from './observability/instruments.js';
+import { HitClock } from './cache/hit-clock.js';
 import { Counters } from './observability/stats.js';
 import { DEFAULTS, validateOptions } from './options.js';
 import type { CacheOptions, ResolvedOptions } from './options.js';
@@ -116,6 +117,7 @@ function memoryTier(resolved: ResolvedOptions): MemoryTier<Entry> | undefined {
 export function createCache(options: CacheOptions = {}): Cache {
   const resolved = validateOptions(options);
   const clock: Clock = resolved.clock ?? systemClock;
+  const hitClock = new HitClock(resolved.clock);
   const counters = new Counters(resolved.prefix);
   const events = new Emitter();
   const instruments = new Instruments({
@@ -224,6 +226,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     coherence,
     codec,
     clock,
+    hitClock,
     counters,
     report,
     remember,
@@ -300,6 +303,7 @@ export function createCache(options: CacheOptions = {}): Cache {
       await accessor?.drain(resolved.redisTimeoutMs * 2);
       await Promise.allSettled([subscriber?.close(), remote?.owned === true ? remote.tier.close() : undefined]);
       accessor?.close();
+      hitClock.close();
       memory?.clear();
       events.removeAll();
     })());
@@ -308,6 +312,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     {
       options: resolved,
       clock,
+      hitClock,
       memory,
       accessor,
       breaker,

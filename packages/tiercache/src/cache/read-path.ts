@@ -34,6 +34,8 @@ export interface ReadPathOptions {
   readonly coherence: Coherence;
   readonly codec: EntryCodec;
   readonly clock: Clock;
+  /** The clock of memory hits (hit-clock.ts). */
+  readonly hitClock: Clock;
   readonly counters: Counters;
   readonly report: Reporter;
   /** Keeps a copy in memory (bounded by memory.maxTtl). */
@@ -53,6 +55,7 @@ export class ReadPath {
   readonly #coherence: Coherence;
   readonly #codec: EntryCodec;
   readonly #clock: Clock;
+  readonly #hitClock: Clock;
   readonly #counters: Counters;
   readonly #report: Reporter;
   readonly remember: ReadPathOptions['remember'];
@@ -65,6 +68,7 @@ export class ReadPath {
     this.#coherence = options.coherence;
     this.#codec = options.codec;
     this.#clock = options.clock;
+    this.#hitClock = options.hitClock;
     this.#counters = options.counters;
     this.#report = options.report;
     this.remember = options.remember;
@@ -79,7 +83,7 @@ export class ReadPath {
   /** A fresh memory hit for `key` as a read result, counted; undefined otherwise. */
   memoryHit(view: View, key: string): ReadResult<unknown> | undefined {
     if (this.#memory === undefined) return undefined;
-    const now = this.#clock.now();
+    const now = this.#hitClock.now();
     const entry = this.memoryEntry(view, key, now);
     if (entry === undefined || !isFresh(entry, now)) return undefined;
     this.#counters.memoryHits++;
