@@ -178,9 +178,21 @@ export interface RemoteTier {
  * rejects at once with a `CircuitOpenError` when the circuit is open; `counts` decides which errors count against
  * Redis (outages), as cockatiel's `handleWhen` does.
  */
+/** How a call through a CallPolicy came out. */
+export type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
 export interface CallPolicy {
-  /** `key`: what the call was about (undefined for a batch of several keys, which counts as a key of its own). */
-  execute<T>(fn: () => Promise<T>, key: string | undefined, counts: (error: unknown) => boolean): Promise<T>;
+  /**
+   * Runs `fn` unless turned away, and hands its outcome to `settle` once counted (a call turned away: at once, with a
+   * `CircuitOpenError`). `key`: what the call was about (undefined for a batch of several keys, which counts as a key
+   * of its own).
+   */
+  run<T>(
+    fn: () => Promise<T>,
+    key: string | undefined,
+    counts: (error: unknown) => boolean,
+    settle: (outcome: Settled<T>) => void,
+  ): void;
   /** True while a call would be turned away without being tried (open, or half-open with the probe out). */
   readonly rejecting: boolean;
 }

@@ -122,13 +122,20 @@ export class ReadPath {
       return Promise.resolve(shape(undefined));
     }
     const watch = this.#coherence.watchRead(fullKey);
-    return batcher.read(fullKey, key).then((raw) => {
-      const keep = this.#coherence.endRead(fullKey, watch) && remember;
-      const result = raw === UNREACHED ? undefined : this.fromRemote(fullKey, this.#found(key, raw, keep));
-      if (result === undefined) this.#counters.misses++;
-      else this.#counters.redisHits++;
-      this.#instruments?.read(fullKey, result === undefined ? 'miss' : 'redis');
-      return shape(result);
+    // The batcher answers into the caller's own promise: no continuation of a promise of its own in between.
+    return new Promise<R>((resolve, reject) => {
+      batcher.readThen(fullKey, key, (raw) => {
+        try {
+          const keep = this.#coherence.endRead(fullKey, watch) && remember;
+          const result = raw === UNREACHED ? undefined : this.fromRemote(fullKey, this.#found(key, raw, keep));
+          if (result === undefined) this.#counters.misses++;
+          else this.#counters.redisHits++;
+          this.#instruments?.read(fullKey, result === undefined ? 'miss' : 'redis');
+          resolve(shape(result));
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
     });
   }
 

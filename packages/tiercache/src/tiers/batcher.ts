@@ -100,11 +100,22 @@ export class TurnBatcher {
   /** The stored string of one full key (`key`: the caller's, for error reports), or UNREACHED. */
   read(fullKey: string, key: string): Promise<RawValue | Unreached> {
     if (this.#skip('read')) return NOT_SENT;
-    return new Promise((resolve) => {
-      const at = this.#slot(fullKey, key);
-      this.#reads.push({ at, resolve: resolve as ReadRequest['resolve'] });
-      this.#queued(this.#keys.length);
-    });
+    return new Promise((resolve) => this.#enqueueRead(fullKey, key, resolve));
+  }
+
+  /**
+   * `read` with the answer handed to `done` (synchronously when skipped): the hottest path, where the caller
+   * resolves its own promise from here instead of continuing one of ours. `done` must not throw.
+   */
+  readThen(fullKey: string, key: string, done: (raw: RawValue | Unreached) => void): void {
+    if (this.#skip('read')) done(UNREACHED);
+    else this.#enqueueRead(fullKey, key, done);
+  }
+
+  #enqueueRead(fullKey: string, key: string, done: (raw: RawValue | Unreached) => void): void {
+    const at = this.#slot(fullKey, key);
+    this.#reads.push({ at, resolve: done as ReadRequest['resolve'] });
+    this.#queued(this.#keys.length);
   }
 
   /** The stored strings of several full keys, in order, or UNREACHED. */
@@ -211,19 +222,26 @@ export class TurnBatcher {
     this.#instruments?.readBatch.record(keys.length);
     if (keys.length === 1) {
       // A lone read is a plain GET, answered without an array.
-      void this.#accessor
-        .run('get', reportKey, (tier) => tier.get(keys[0] as string), 1)
-        .then((outcome) => {
+      this.#accessor.send(
+        'get',
+        reportKey,
+        (tier) => tier.get(keys[0] as string),
+        1,
+        (outcome) => {
           this.#inflight--;
           const value = outcome.ok ? outcome.value : UNREACHED;
           for (const read of reads)
             read.resolve(typeof read.at === 'number' ? value : value === UNREACHED ? value : [value]);
-        });
+        },
+      );
       return;
     }
-    void this.#accessor
-      .run('get', reportKey, (tier) => tier.getMany(keys), keys.length)
-      .then((outcome) => {
+    this.#accessor.send(
+      'get',
+      reportKey,
+      (tier) => tier.getMany(keys),
+      keys.length,
+      (outcome) => {
         this.#inflight--;
         if (!outcome.ok) {
           for (const read of reads) read.resolve(UNREACHED);
@@ -234,7 +252,8 @@ export class TurnBatcher {
           const at = read.at;
           read.resolve(typeof at === 'number' ? values[at] : at === IDENTITY ? values : at.map((i) => values[i]));
         }
-      });
+      },
+    );
   }
 
   #flushLocks(): void {
@@ -255,9 +274,12 @@ export class TurnBatcher {
       }
     }
     this.#instruments?.lockBatch.record(reads.length);
-    void this.#accessor
-      .run('lock', reportKey, (tier) => tier.readOrLock(reads, token, ttlMs, Date.now()), reads.length)
-      .then((outcome) => {
+    this.#accessor.send(
+      'lock',
+      reportKey,
+      (tier) => tier.readOrLock(reads, token, ttlMs, Date.now()),
+      reads.length,
+      (outcome) => {
         this.#inflight--;
         const answered = new Set<number>();
         for (const lock of locks) {
@@ -274,7 +296,8 @@ export class TurnBatcher {
             answered.add(at);
           }
         }
-      });
+      },
+    );
   }
 
   #flushWrites(): void {
@@ -287,25 +310,24 @@ export class TurnBatcher {
     const reportKey = writes.length === 1 ? first.key : undefined;
     const scripted = this.#scripted();
     this.#instruments?.writeBatch.record(writes.length);
-    void this.#accessor
-      .run(
-        operation,
-        reportKey,
-        (tier) =>
-          tier.write(
-            writes.map((w) => w.op),
-            { scripted },
-          ),
-        writes.length,
-      )
-      .then((outcome) => {
+    this.#accessor.send(
+      operation,
+      reportKey,
+      (tier) =>
+        tier.write(
+          writes.map((w) => w.op),
+          { scripted },
+        ),
+      writes.length,
+      (outcome) => {
         this.#inflight--;
         if (!outcome.ok) {
           for (const write of writes) write.resolve(outcome);
           return;
         }
         writes.forEach((write, i) => write.resolve(this.#own(write, outcome.value[i])));
-      });
+      },
+    );
   }
 
   #own(write: WriteRequest, reply: WriteReply | undefined): RemoteOutcome<unknown> {

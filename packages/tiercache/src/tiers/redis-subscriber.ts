@@ -19,7 +19,8 @@ export class Subscriber implements SubscriberHandle {
   #pinging = false;
   #closed = false;
 
-  constructor(client: Redis | Cluster, options: SubscriberOptions) {
+  /** `commandTimeoutMs`: the Redis timeout of the data connection, which bounds the heartbeat's PING too. */
+  constructor(client: Redis | Cluster, options: SubscriberOptions, commandTimeoutMs: number) {
     this.#options = options;
     // The offline queue holds only our own few commands here, sent once connected; the data connection keeps it off.
     // Its few commands (CLIENT ID, SUBSCRIBE) may arm a timer each: the data connection's deadlines do not reach here.
@@ -28,7 +29,7 @@ export class Subscriber implements SubscriberHandle {
       autoResubscribe: false,
       lazyConnect: false,
       protocol: 2 as const,
-      commandTimeout: options.timeoutMs,
+      commandTimeout: commandTimeoutMs,
     };
     this.#connection =
       client instanceof Cluster ? client.duplicate([], { redisOptions: overrides }) : client.duplicate(overrides);

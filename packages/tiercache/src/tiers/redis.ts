@@ -66,6 +66,7 @@ export class RedisTier implements RemoteTier {
   readonly #owned: boolean;
   /** Bounds every command (the client's own commandTimeout, if any, arms a timer per command: too dear). */
   readonly #deadlines: Deadlines;
+  readonly #timeoutMs: number;
   readonly #keyPrefix: string;
   readonly #onError: (error: unknown) => void;
   #status: RemoteStatus;
@@ -78,6 +79,7 @@ export class RedisTier implements RemoteTier {
   readonly counters: RedisStrategyStore;
 
   constructor(source: string | RedisOptions | Client, options: RedisTierOptions) {
+    this.#timeoutMs = options.timeoutMs;
     this.#deadlines = new Deadlines(options.timeoutMs);
     if (isClient(source)) {
       this.#client = source;
@@ -417,7 +419,7 @@ export class RedisTier implements RemoteTier {
   }
 
   openSubscriber(options: SubscriberOptions): SubscriberHandle {
-    return new Subscriber(this.#client, options);
+    return new Subscriber(this.#client, options, this.#timeoutMs);
   }
 
   async close(): Promise<void> {

@@ -106,8 +106,7 @@ export class RemoteAccessor {
 
   /**
    * Runs one Redis operation. Never throws: a skipped or failed call comes back as `ok: false` (failures reported
-   * and counted). Redis known down: skipped at once. Connecting: waits for it, within the timeout. The common case
-   * (connected, nothing to replay) is one continuation on the client's own promise.
+   * and counted). Redis known down: skipped at once. Connecting: waits for it, within the timeout.
    */
   run<T>(
     operation: RemoteOperation,
@@ -115,32 +114,73 @@ export class RemoteAccessor {
     fn: (tier: RemoteTier) => Promise<T>,
     size = 1,
   ): Promise<RemoteOutcome<T>> {
+    if (this.#tier.status === 'down') return this.#skipDown(operation, size);
+    return new Promise((resolve) => this.send(operation, key, fn, size, resolve));
+  }
+
+  /**
+   * `run` with the outcome handed to `done` instead of a promise: the batcher's path, where the common case
+   * (connected, nothing to replay) is one continuation on the tier's promise for the breaker, the accounting and the
+   * batch's answers together. `done` may be called synchronously (a call skipped or turned away).
+   */
+  send<T>(
+    operation: RemoteOperation,
+    key: string | undefined,
+    fn: (tier: RemoteTier) => Promise<T>,
+    size: number,
+    done: (outcome: RemoteOutcome<T>) => void,
+  ): void {
     const status = this.#tier.status;
     if (status === 'down') {
-      this.#counters.redisSkipped++;
-      if (redisChannel.hasSubscribers) this.#publishSkip(operation, size, 'down');
-      return SKIPPED_NOW;
+      this.#countSkipDown(operation, size);
+      done(SKIPPED);
+      return;
     }
     this.#pending++;
     const instruments = this.#instruments;
     const started = instruments === undefined ? 0 : instruments.now();
     if (status === 'connecting' || this.#replayPending?.() === true) {
-      return this.#slow(operation, key, fn, status === 'connecting').then((outcome) =>
-        this.#settle(outcome, operation, size, started),
+      void this.#slow(operation, key, fn, status === 'connecting').then((outcome) =>
+        done(this.#settle(outcome, operation, size, started)),
       );
+      return;
     }
     const tier = this.#tier;
-    const send = (): Promise<T> => fn(tier);
+    const policy = this.#policy;
+    if (policy !== undefined) {
+      policy.run(
+        () => fn(tier),
+        key,
+        countsAgainst,
+        (settled) => {
+          const outcome: RemoteOutcome<T> = settled.ok
+            ? { ok: true, value: settled.value }
+            : this.#failed(operation, key, settled.error);
+          done(this.#settle(outcome, operation, size, started));
+        },
+      );
+      return;
+    }
     let sent: Promise<T>;
     try {
-      sent = this.#policy === undefined ? send() : this.#policy.execute(send, key, countsAgainst);
+      sent = fn(tier);
     } catch (error) {
       sent = Promise.reject(error as Error);
     }
-    return sent.then(
-      (value) => this.#settle({ ok: true, value }, operation, size, started),
-      (caught: unknown) => this.#settle(this.#failed(operation, key, caught), operation, size, started),
+    sent.then(
+      (value) => done(this.#settle({ ok: true, value }, operation, size, started)),
+      (caught: unknown) => done(this.#settle(this.#failed(operation, key, caught), operation, size, started)),
     );
+  }
+
+  #skipDown(operation: RemoteOperation, size: number): Promise<RemoteOutcome<never>> {
+    this.#countSkipDown(operation, size);
+    return SKIPPED_NOW;
+  }
+
+  #countSkipDown(operation: RemoteOperation, size: number): void {
+    this.#counters.redisSkipped++;
+    if (redisChannel.hasSubscribers) this.#publishSkip(operation, size, 'down');
   }
 
   #settle<T>(outcome: RemoteOutcome<T>, operation: RemoteOperation, size: number, started: number): RemoteOutcome<T> {
@@ -205,12 +245,19 @@ export class RemoteAccessor {
       // A call that waited gets what is left of the timeout, not a whole one more.
       return this.#bounded(fn(this.#tier), this.#timeoutMs - (performance.now() - started));
     };
-    try {
-      const value = this.#policy === undefined ? await send() : await this.#policy.execute(send, key, countsAgainst);
-      return { ok: true, value };
-    } catch (caught) {
-      return this.#failed(operation, key, caught);
+    const policy = this.#policy;
+    if (policy === undefined) {
+      try {
+        return { ok: true, value: await send() };
+      } catch (caught) {
+        return this.#failed(operation, key, caught);
+      }
     }
+    return new Promise((resolve) =>
+      policy.run(send, key, countsAgainst, (settled) =>
+        resolve(settled.ok ? { ok: true, value: settled.value } : this.#failed(operation, key, settled.error)),
+      ),
+    );
   }
 
   /**

@@ -458,3 +458,44 @@ describe('isOutageError', () => {
     expect(isOutageError(new ConnectionError('no cause'))).toBe(true);
   });
 });
+
+describe('execute and run: the breaker around one call', () => {
+  const outage = (): Promise<never> => Promise.reject(new ConnectionError('connection refused'));
+
+  it('counts outage failures until it opens, then turns calls away without making them', async () => {
+    const { breaker } = setup();
+    for (let i = 0; i < OPTIONS.threshold; i++) {
+      await expect(breaker.execute(outage, `k${i}`)).rejects.toBeInstanceOf(ConnectionError);
+    }
+    expect(breaker.state).toBe('open');
+    const fn = vi.fn(() => Promise.resolve('made'));
+    await expect(breaker.execute(fn, 'k')).rejects.toThrow('circuit');
+    expect(fn).not.toHaveBeenCalled();
+  });
+
+  it('counts a reply error about the command itself as a sign of life, not a failure', async () => {
+    const { breaker } = setup();
+    const refused = (): Promise<never> => Promise.reject(new ReplyError('WRONGTYPE Operation against a key'));
+    const counts = (error: unknown): boolean => isOutageError(toCacheError(error));
+    for (let i = 0; i < OPTIONS.threshold * 2; i++) {
+      await expect(breaker.execute(refused, 'k', counts)).rejects.toThrow('WRONGTYPE');
+    }
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('run hands the value to settle once counted, and settles a call turned away at once, synchronously', async () => {
+    const { breaker } = setup();
+    const settled = await new Promise((resolve) => breaker.run(() => Promise.resolve(7), 'k', isOutageError, resolve));
+    expect(settled).toEqual({ ok: true, value: 7 });
+    for (let i = 0; i < OPTIONS.threshold; i++) await breaker.execute(outage, `k${i}`).catch(() => undefined);
+    let answer: unknown;
+    breaker.run(
+      () => Promise.resolve(8),
+      'k',
+      isOutageError,
+      (outcome) => (answer = outcome),
+    );
+    expect(answer).toMatchObject({ ok: false });
+    expect((answer as { error: Error }).error.name).toBe('CircuitOpenError');
+  });
+});
