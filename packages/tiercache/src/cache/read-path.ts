@@ -127,7 +127,9 @@ export class ReadPath {
       batcher.readThen(fullKey, key, (raw) => {
         try {
           const keep = this.#coherence.endRead(fullKey, watch) && remember;
-          const result = raw === UNREACHED ? undefined : this.fromRemote(fullKey, this.#found(key, raw, keep));
+          const now = this.#clock.now();
+          const result =
+            raw === UNREACHED ? undefined : this.fromRemote(fullKey, this.#found(key, raw, keep, now), now);
           if (result === undefined) this.#counters.misses++;
           else this.#counters.redisHits++;
           this.#instruments?.read(fullKey, result === undefined ? 'miss' : 'redis');
@@ -214,18 +216,17 @@ export class ReadPath {
   }
 
   /** A fresh Redis hit as a read result, filling memory; undefined for a miss or a stale copy. */
-  fromRemote(fullKey: string, found: RemoteRead): ReadResult<unknown> | undefined {
+  fromRemote(fullKey: string, found: RemoteRead, now = this.#clock.now()): ReadResult<unknown> | undefined {
     if (found === undefined || found === UNREACHED) return undefined;
-    const now = this.#clock.now();
     if (!isFresh(found.entry, now)) return undefined;
     if (found.keep) this.remember(fullKey, found.entry, found.size, now);
     return { value: found.entry.value, source: 'redis', expiresInMs: found.entry.expiresAt - now };
   }
 
-  #found(key: string, raw: RawValue, keep: boolean): RemoteEntry | undefined {
+  #found(key: string, raw: RawValue, keep: boolean, now = this.#clock.now()): RemoteEntry | undefined {
     const entry = this.#decode(key, raw);
     if (entry === undefined || typeof raw !== 'string') return undefined;
-    if (this.#clock.now() >= entry.graceUntil) return undefined;
+    if (now >= entry.graceUntil) return undefined;
     return { entry, size: raw.length, keep };
   }
 
