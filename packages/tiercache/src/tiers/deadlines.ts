@@ -6,6 +6,14 @@ interface Pending {
   readonly reject: (error: Error) => void;
   settled: boolean;
   next: Pending | undefined;
+  /** A command watched in place (`watch`): settled is read off it. */
+  readonly command: TimedCommand | undefined;
+}
+
+/** What `watch` needs of an ioredis `Command`: whether it settled, and its own reject. */
+export interface TimedCommand {
+  readonly isSettled: boolean;
+  reject(error: Error): void;
 }
 
 /**
@@ -35,11 +43,14 @@ export class Deadlines {
   /** `promise`, or a rejection with `Command timed out` once the timeout has passed, whichever comes first. */
   bound<T>(promise: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const pending: Pending = { at: this.#now() + this.#ms, reject, settled: false, next: undefined };
-      if (this.#tail === undefined) this.#head = pending;
-      else this.#tail.next = pending;
-      this.#tail = pending;
-      if (this.#timer === undefined) this.#arm(this.#ms);
+      const pending: Pending = {
+        at: this.#now() + this.#ms,
+        reject,
+        settled: false,
+        next: undefined,
+        command: undefined,
+      };
+      this.#push(pending);
       promise.then(
         (value) => {
           if (this.#settle(pending)) resolve(value);
@@ -51,8 +62,32 @@ export class Deadlines {
     });
   }
 
+  /**
+   * Bounds an ioredis command in place, as its own `commandTimeout` would (rejecting it with the same error), so the
+   * caller continues the command's own promise: no promise of ours in between on the hottest calls. Its state is
+   * read off the command, so it leaves the queue when a later call or the timer finds it settled.
+   */
+  watch(command: TimedCommand): void {
+    this.#push({
+      at: this.#now() + this.#ms,
+      reject: (error) => command.reject(error),
+      settled: false,
+      next: undefined,
+      command,
+    });
+  }
+
+  #push(pending: Pending): void {
+    this.#dropSettled();
+    if (this.#tail === undefined) this.#head = pending;
+    else this.#tail.next = pending;
+    this.#tail = pending;
+    if (this.#timer === undefined) this.#arm(this.#ms);
+  }
+
   /** Calls waiting for a reply (settled ones still queued behind an unsettled head included). */
   get size(): number {
+    this.#dropSettled();
     let count = 0;
     for (let p = this.#head; p !== undefined; p = p.next) count++;
     return count;
@@ -74,7 +109,7 @@ export class Deadlines {
 
   #dropSettled(): void {
     let head = this.#head;
-    while (head !== undefined && head.settled) head = head.next;
+    while (head !== undefined && (head.settled || head.command?.isSettled === true)) head = head.next;
     this.#head = head;
     if (head === undefined) this.#tail = undefined;
   }
@@ -83,7 +118,7 @@ export class Deadlines {
     this.#timer = undefined;
     const now = this.#now();
     for (let p = this.#head; p !== undefined && p.at <= now; p = p.next) {
-      if (p.settled) continue;
+      if (p.settled || p.command?.isSettled === true) continue;
       p.settled = true;
       p.reject(new Error(TIMED_OUT_MESSAGE));
     }

@@ -1,4 +1,4 @@
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Command, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { CacheError } from '../errors.js';
 import { storedFreshAt } from '../entry.js';
@@ -67,6 +67,8 @@ export class RedisTier implements RemoteTier {
   /** Bounds every command (the client's own commandTimeout, if any, arms a timer per command: too dear). */
   readonly #deadlines: Deadlines;
   readonly #timeoutMs: number;
+  /** The options `client.get` gives its Command: a string reply, and the client's key prefix as ioredis applies it. */
+  readonly #stringReply: { readonly replyEncoding: 'utf8'; readonly keyPrefix?: string };
   readonly #keyPrefix: string;
   readonly #onError: (error: unknown) => void;
   #status: RemoteStatus;
@@ -110,6 +112,9 @@ export class RedisTier implements RemoteTier {
     // Variadic: the number of keys is the first argument of each call.
     this.#client.defineCommand('tiercacheReadOrLock', { lua: READ_OR_LOCK });
     this.#client.defineCommand('tiercacheSetMany', { lua: SET_MANY });
+    const clientPrefix = this.#client.options.keyPrefix;
+    this.#stringReply =
+      clientPrefix === undefined ? { replyEncoding: 'utf8' } : { replyEncoding: 'utf8', keyPrefix: clientPrefix };
     this.#batches = new RedisBatches(this.#client, (promise) => this.#bound(promise));
     this.streams = this.counters = new RedisStrategyStore(this.#client, (promise) => this.#bound(promise));
     this.#status = statusOf(this.#client.status);
@@ -165,7 +170,11 @@ export class RedisTier implements RemoteTier {
    * `null`), and the cache maps a rejection with toCacheError. Saves two promise hops per read.
    */
   get(key: string): Promise<string | null | undefined> {
-    return this.#deadlines.bound(this.#client.get(key));
+    // What `client.get` does, with the command in hand, so the deadline can reject it in place (ioredis' way).
+    const command = new Command('get', [key], this.#stringReply);
+    this.#deadlines.watch(command);
+    void this.#client.sendCommand(command);
+    return command.promise as Promise<string | null>;
   }
 
   async getMany(keys: readonly string[]): Promise<(string | null | undefined)[]> {

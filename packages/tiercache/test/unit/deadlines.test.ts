@@ -105,4 +105,19 @@ describe('Deadlines: one timer bounds every call in flight', () => {
     expect(deadlines.size).toBe(0);
     deadlines.close();
   });
+
+  it('watches a command in place: rejects it with its own reject once overdue, and drops it once it settled', () => {
+    const deadlines = new Deadlines(100);
+    const late = { isSettled: false, reject: vi.fn() };
+    const answered = { isSettled: false, reject: vi.fn() };
+    deadlines.watch(answered);
+    deadlines.watch(late);
+    answered.isSettled = true;
+    expect(deadlines.size).toBe(1);
+    vi.advanceTimersByTime(100);
+    expect(late.reject).toHaveBeenCalledTimes(1);
+    expect(late.reject.mock.calls[0]?.[0]).toMatchObject({ message: TIMED_OUT_MESSAGE });
+    expect(answered.reject).not.toHaveBeenCalled();
+    deadlines.close();
+  });
 });
