@@ -224,13 +224,15 @@ export async function startRedisCluster(options: StartClusterOptions = {}): Prom
     },
     waitReady: (timeoutMs = readyTimeoutMs) => waitClusterReady(processes, masterCount, timeoutMs),
     async client(clientOptions = {}) {
+      // Replies as ioredis 5 shaped them (the default), stated so the options type narrows to Cluster<'legacy'>.
+      const redisOptions = { maxRetriesPerRequest: 1, ...clientOptions.redisOptions, replyMapping: 'legacy' as const };
       const client = new Cluster(
         processes.map((node) => ({ host: '127.0.0.1', port: node.port })),
         {
           lazyConnect: true,
           clusterRetryStrategy: () => 200,
           ...clientOptions,
-          redisOptions: { maxRetriesPerRequest: 1, ...clientOptions.redisOptions },
+          redisOptions,
         },
       );
       client.on('error', () => {});
