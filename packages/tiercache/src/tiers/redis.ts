@@ -26,6 +26,8 @@ import { Subscriber } from './redis-subscriber.js';
 import { RedisBatches } from './redis-batch.js';
 import { RedisStrategyStore } from './redis-strategies.js';
 import { failFastOptions, groupBySlot, isClient, statusOf } from './redis-connection.js';
+import { clusterFailFastOptions, isClusterSpec, validateClusterSpec } from './redis-cluster-options.js';
+import type { RedisClusterOptions } from './redis-cluster-options.js';
 import {
   EXTEND_LOCK,
   READ_OR_LOCK,
@@ -77,7 +79,7 @@ export class RedisTier implements RemoteTier {
   readonly streams: RedisStrategyStore;
   readonly counters: RedisStrategyStore;
 
-  constructor(source: string | RedisOptions | Client, options: RedisTierOptions) {
+  constructor(source: string | RedisOptions | Client | RedisClusterOptions, options: RedisTierOptions) {
     this.#timeoutMs = options.timeoutMs;
     if (isClient(source)) {
       this.#client = source;
@@ -85,6 +87,12 @@ export class RedisTier implements RemoteTier {
       const commandTimeout =
         source instanceof Cluster ? source.options.redisOptions?.commandTimeout : source.options.commandTimeout;
       this.#wrapTimeout = typeof commandTimeout !== 'number';
+    } else if (isClusterSpec(source)) {
+      const spec = validateClusterSpec(source);
+      this.#client = new Cluster([...spec.cluster], clusterFailFastOptions(spec.options, options.timeoutMs));
+      this.#owned = true;
+      // Each node command is bounded, but a redirection or a CLUSTERDOWN retry starts another: bound the whole call.
+      this.#wrapTimeout = true;
     } else {
       const settings = failFastOptions(typeof source === 'string' ? {} : source, options.timeoutMs);
       this.#client = typeof source === 'string' ? new Redis(source, settings) : new Redis(settings);
