@@ -23,6 +23,7 @@ import type {
   WriteReply,
 } from '../types.js';
 import { Subscriber } from './redis-subscriber.js';
+import { ClusterSubscriber } from './redis-cluster-subscriber.js';
 import { RedisBatches } from './redis-batch.js';
 import { RedisStrategyStore } from './redis-strategies.js';
 import { failFastOptions, groupBySlot, isClient, statusOf } from './redis-connection.js';
@@ -397,7 +398,7 @@ export class RedisTier implements RemoteTier {
   /**
    * Server-assisted invalidation (Redis ≥ 6): every write under `prefix` by any other connection sends its key to the
    * connection `redirectId`, which listens on `__redis__:invalidate`. NOLOOP: this connection's own writes do not
-   * come back. Standalone only; a cluster relies on the bus.
+   * come back. Standalone only: on a cluster the subscriber sets tracking up itself, per master (ClusterSubscriber).
    *
    * Switched off first, in the same round trip: after the subscriber reconnects, this connection still tracks on
    * behalf of the old, gone subscriber, and Redis refuses a second ON for the same prefix ("Prefix … overlaps with an
@@ -432,6 +433,12 @@ export class RedisTier implements RemoteTier {
   }
 
   openSubscriber(options: SubscriberOptions): SubscriberHandle {
+    if (this.#client instanceof Cluster) {
+      return new ClusterSubscriber(this.#client, {
+        ...options,
+        storedPrefix: this.#keyPrefix + (options.trackingPrefix ?? ''),
+      });
+    }
     return new Subscriber(this.#client, options);
   }
 
