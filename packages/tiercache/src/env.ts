@@ -132,6 +132,16 @@ export const ENV_VARIABLES: readonly Variable[] = [
     },
   },
   {
+    name: 'REDIS_CLUSTER_NODES',
+    what: 'Redis Cluster nodes as host:port,host:port',
+    schema: z.string().regex(/^\[?[^\s,[\]]+\]?:\d{1,5}(\s*,\s*\[?[^\s,[\]]+\]?:\d{1,5})*$/),
+    default: '—',
+    apply: (draft, nodes: string) => {
+      // validateOptions parses the list (and checks each port); a node list here is a cluster tiercache owns.
+      draft.redis = { cluster: nodes };
+    },
+  },
+  {
     name: 'PREFIX',
     what: 'a non-empty string of at most 256 characters',
     schema: z.string().min(1).max(256),
@@ -263,6 +273,9 @@ export function cacheOptionsFromEnv(
     }
     variable.apply(draft, parsed.data as never);
   }
+  if (found.includes('REDIS_URL') && found.includes('REDIS_CLUSTER_NODES')) {
+    problems.push(`Set \`${prefix}REDIS_URL\` or \`${prefix}REDIS_CLUSTER_NODES\`, not both`);
+  }
   if (problems.length > 0) throw new ConfigurationError(problems.join('; '));
   return merge(options, draft);
 }
@@ -272,8 +285,14 @@ function merge(base: CacheOptions, draft: Draft): CacheOptions {
   const result: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(draft)) {
     const under = result[key];
+    // `redis` is replaced whole: a cluster node list must not be spread into a client or ioredis options passed in.
     result[key] =
-      value !== false && typeof value === 'object' && value !== null && typeof under === 'object' && under !== null
+      key !== 'redis' &&
+      value !== false &&
+      typeof value === 'object' &&
+      value !== null &&
+      typeof under === 'object' &&
+      under !== null
         ? { ...(under as Record<string, unknown>), ...(value as Record<string, unknown>) }
         : value;
   }
