@@ -132,7 +132,10 @@ describe('cacheOptionsFromEnv', () => {
       ).toThrow(`Expected \`TIERCACHE_REDIS_SENTINELS\` to be a comma-separated list of sentinels as host:port`);
     }
     expect(() =>
-      cacheOptionsFromEnv({ TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379', TIERCACHE_REDIS_SENTINEL_MASTER: 'my master' }),
+      cacheOptionsFromEnv({
+        TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379',
+        TIERCACHE_REDIS_SENTINEL_MASTER: 'my master',
+      }),
     ).toThrow(/^Expected `TIERCACHE_REDIS_SENTINEL_MASTER` to be the name of the master .*, got `my master`$/);
   });
 

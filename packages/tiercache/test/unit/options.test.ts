@@ -176,7 +176,9 @@ describe('each option', () => {
     expect(messageOf({ redis: { sentinels } })).toBe(
       "Expected `redis.name` to be the name of the master the sentinels monitor (a non-empty string, like 'mymaster'), got `undefined` (undefined)",
     );
-    expect(messageOf({ redis: { sentinels, name: '' } })).toMatch(/^Expected `redis.name` to be the name of the master/);
+    expect(messageOf({ redis: { sentinels, name: '' } })).toMatch(
+      /^Expected `redis.name` to be the name of the master/,
+    );
     expect(messageOf({ redis: { sentinels: [], name: 'mymaster' } })).toBe(
       'Expected `redis.sentinels` to be a non-empty array of { host, port } (port 1-65535), got `[]`',
     );
@@ -187,7 +189,10 @@ describe('each option', () => {
       /^Expected `redis.sentinels` to be a non-empty array .*, got `"127.0.0.1:26379"` \(string\)$/,
     );
     // Plain ioredis options without Sentinel are ioredis' business, as before.
-    expect(validateOptions({ redis: { host: '127.0.0.1', port: 6380 } }).redis).toEqual({ host: '127.0.0.1', port: 6380 });
+    expect(validateOptions({ redis: { host: '127.0.0.1', port: 6380 } }).redis).toEqual({
+      host: '127.0.0.1',
+      port: 6380,
+    });
   });
 
   it('turns the memory tier off with memory: false', () => {
