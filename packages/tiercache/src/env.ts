@@ -145,6 +145,16 @@ export const ENV_VARIABLES: readonly Variable[] = [
     },
   },
   {
+    name: 'REDIS_CLUSTER_NODES',
+    what: 'Redis Cluster nodes as host:port,host:port',
+    schema: z.string().regex(/^\[?[^\s,[\]]+\]?:\d{1,5}(\s*,\s*\[?[^\s,[\]]+\]?:\d{1,5})*$/),
+    default: '—',
+    apply: (draft, nodes: string) => {
+      // validateOptions parses the list (and checks each port); a node list here is a cluster tiercache owns.
+      draft.redis = { cluster: nodes };
+    },
+  },
+  {
     name: 'REDIS_SENTINELS',
     what: 'a comma-separated list of sentinels as host:port (`10.0.0.5:26379,[::1]:26380`)',
     schema: z
@@ -297,18 +307,31 @@ export function cacheOptionsFromEnv(
     }
     variable.apply(draft, parsed.data as never);
   }
+  if (found.includes('REDIS_URL') && found.includes('REDIS_CLUSTER_NODES')) {
+    problems.push(`Set \`${prefix}REDIS_URL\` or \`${prefix}REDIS_CLUSTER_NODES\`, not both`);
+  }
   if (problems.length === 0) problems.push(...redisSourceProblems(env, prefix));
   if (problems.length > 0) throw new ConfigurationError(problems.join('; '));
   return merge(options, draft);
 }
 
-/** One way to reach Redis: a URL, or Sentinel with both of its variables. */
+/** One way to reach Redis: a URL, cluster nodes, or Sentinel with both of its variables. */
 function redisSourceProblems(env: Readonly<Record<string, string | undefined>>, prefix: string): string[] {
   const set = (name: string): boolean => (env[`${prefix}${name}`] ?? '') !== '';
-  const [url, sentinels, master] = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER'].map(set);
+  const [url, cluster, sentinels, master] = [
+    'REDIS_URL',
+    'REDIS_CLUSTER_NODES',
+    'REDIS_SENTINELS',
+    'REDIS_SENTINEL_MASTER',
+  ].map(set);
   const sentinelNames = `\`${prefix}REDIS_SENTINELS\` and \`${prefix}REDIS_SENTINEL_MASTER\``;
-  if (url === true && (sentinels === true || master === true)) {
-    return [`Set either \`${prefix}REDIS_URL\` or ${sentinelNames}, not both`];
+  for (const [other, name] of [
+    [url, 'REDIS_URL'],
+    [cluster, 'REDIS_CLUSTER_NODES'],
+  ] as const) {
+    if (other === true && (sentinels === true || master === true)) {
+      return [`Set either \`${prefix}${name}\` or ${sentinelNames}, not both`];
+    }
   }
   if (sentinels !== master) {
     return [
@@ -323,10 +346,13 @@ function merge(base: CacheOptions, draft: Draft): CacheOptions {
   const result: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(draft)) {
     const under = result[key];
+    // `redis` is replaced whole: a cluster node list must not be spread into a client or ioredis options passed in.
+    // Sentinel's endpoints and master name are the exception: they join plain ioredis options passed in (a password).
     result[key] =
       value !== false &&
       typeof value === 'object' &&
       value !== null &&
+      (key !== 'redis' || 'sentinels' in value) &&
       typeof under === 'object' &&
       under !== null &&
       Object.getPrototypeOf(under) === Object.prototype // never spread a client passed in

@@ -59,6 +59,7 @@ export { cached } from './decorators/cached.js';
 export type { CachedFunction, CachedOptions } from './decorators/cached.js';
 export { setDefaultCache } from './decorators/default-cache.js';
 export { cacheOptionsFromEnv, createCacheFromEnv } from './env.js';
+export type { ClusterNodeAddress, RedisClusterOptions } from './tiers/redis-cluster-options.js';
 export type { EnvOptions } from './env.js';
 export { COUNTER_DEFAULTS } from './strategies/counter.js';
 export type { Counter, CounterFlush, CounterOptions } from './strategies/counter.js';

@@ -4,6 +4,8 @@ import { fraction, plainObject, positiveInteger, rejectUnknown, sentinelOptions,
 import type { AlertOptions } from './observability/alerts.js';
 import type { BreakerOptions } from './resilience/breaker.js';
 import type { Clock, Duration, RemoteTier } from './types.js';
+import { isClusterSpec, validateClusterSpec } from './tiers/redis-cluster-options.js';
+import type { RedisClusterOptions } from './tiers/redis-cluster-options.js';
 
 export type { BreakerOptions } from './resilience/breaker.js';
 export { httpUrl, parseDuration, positiveInteger, toMs, warnLogger } from './validate.js';
@@ -93,11 +95,12 @@ export interface CacheOptions {
    */
   readonly prefix?: string;
   /**
-   * Redis: a URL (`redis://127.0.0.1:6379`), ioredis options, or an existing ioredis `Redis`/`Cluster` (which the
+   * Redis: a URL (`redis://127.0.0.1:6379`), ioredis options, a Redis Cluster's nodes
+   * (`{ cluster: '127.0.0.1:7000,127.0.0.1:7001', options? }`), or an existing ioredis `Redis`/`Cluster` (which the
    * cache then does not close). Omitted: memory only. Tests may pass a `RemoteTier` instead, such as
    * `InMemoryRemoteTier` or `ChaosRemoteTier` from `tiercache/testing`.
    */
-  readonly redis?: string | RedisOptions | Redis | Cluster | RemoteTier;
+  readonly redis?: string | RedisOptions | RedisClusterOptions | Redis | Cluster | RemoteTier;
   /** The in-process tier; `false` turns it off. */
   readonly memory?: MemoryOptions | false;
   /**
@@ -412,7 +415,8 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
     if (t['redisMs'] !== undefined) redisTimeoutMs = toMs('timeouts.redisMs', t['redisMs']);
   }
 
-  const redis = options['redis'];
+  let redis = options['redis'];
+  if (isClusterSpec(redis)) redis = validateClusterSpec(redis);
   if (redis !== undefined && typeof redis !== 'string' && (typeof redis !== 'object' || redis === null)) {
     throw new ConfigurationError(
       `Expected \`redis\` to be a URL, ioredis options or an ioredis client, got ${describeValue(redis)}`,

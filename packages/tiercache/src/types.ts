@@ -88,6 +88,13 @@ export interface SubscriberOptions {
   readonly channels: readonly string[];
   /** Also listen for server-assisted invalidations (CLIENT TRACKING … REDIRECT). */
   readonly tracking: boolean;
+  /** The prefix whose foreign writes are tracked (the cache's root prefix). */
+  readonly trackingPrefix?: string;
+  /**
+   * For a tier that switches tracking on itself (a cluster: one redirect per master, set up by the subscriber):
+   * whether every node tracks right now. Such a tier never asks for `enableTracking` (its client id is undefined).
+   */
+  readonly onTrackingActive?: (active: boolean) => void;
   readonly onMessage: (channel: string, message: string) => void;
   /** Keys Redis says were modified; `null` when Redis flushed everything (FLUSHALL/FLUSHDB). */
   readonly onInvalidate: (keys: readonly string[] | null) => void;

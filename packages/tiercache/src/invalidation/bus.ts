@@ -129,6 +129,12 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
   // publish key messages).
   let trackingHistory: 'never' | 'failed' | 'was-on' = 'never';
   let enabling = false;
+  // Set once the tier reports tracking itself (a cluster's per-master redirects): it alone then says whether it is on,
+  // and its subscriber flushes memory when a node's tracking comes back.
+  let selfTracked = false;
+  const trackingLost = (): void => {
+    if (!selfTracked) coherence.trackingActive = false;
+  };
   const enableTracking = (): void => {
     if (!tracking || subscriberId === undefined || wiring.isClosing() || enabling) return;
     const id = subscriberId;
@@ -154,7 +160,7 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
     if (status !== 'ready') return;
     // A reconnect of the data connection lost its tracking state and maybe invalidations: flush, re-enable, replay.
     if (dataReadyBefore) {
-      coherence.trackingActive = false;
+      trackingLost();
       coherence.flushMemory();
     }
     dataReadyBefore = true;
@@ -175,6 +181,11 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
   return tier.openSubscriber({
     channels,
     tracking,
+    trackingPrefix: wiring.root,
+    onTrackingActive: (active) => {
+      selfTracked = true;
+      coherence.trackingActive = active;
+    },
     heartbeatMs: wiring.heartbeatMs,
     timeoutMs: wiring.timeoutMs,
     onMessage: (channel, message) => {
@@ -190,7 +201,7 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
       subscriberId = clientId;
       coherence.subscriberReady = true;
       if (resubscribed && bus.channel !== undefined) coherence.flushMemory();
-      coherence.trackingActive = false;
+      trackingLost();
       enableTracking();
     },
     // Redis answers: invalidations queued during an outage go now, even if this instance makes no call of its own.
@@ -200,7 +211,7 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
       wiring.replay();
     },
     onSilent: () => {
-      coherence.trackingActive = false;
+      trackingLost();
       coherence.subscriberReady = false;
       if (bus.channel !== undefined) coherence.flushMemory();
     },

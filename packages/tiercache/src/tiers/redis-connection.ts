@@ -1,6 +1,6 @@
 /** How the Redis tier talks to ioredis: fail-fast options, reconnect backoff, connection states, hash slots. */
 import calculateSlot from 'cluster-key-slot';
-import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { RemoteStatus } from '../types.js';
 
 /**
@@ -62,47 +62,6 @@ export function failFastOptions(user: RedisOptions, timeoutMs: number): Omit<Red
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     lazyConnect: false,
-  };
-}
-
-/** ClusterOptions whose node options state the reply shapes the tier parses (as `new Cluster` wants them typed). */
-export type TierClusterOptions = ClusterOptions & {
-  readonly redisOptions: NonNullable<ClusterOptions['redisOptions']> & { readonly replyMapping: 'legacy' };
-};
-
-/**
- * The ClusterOptions for a Cluster that tiercache builds, over the user's: fail at once rather than retry where a
- * retry cannot finish within the cache's timeout. Measured on a 6-node local cluster, 16 callers, a master SIGKILLed
- * (node-timeout 2000): with ioredis' defaults (retry a closed connection or CLUSTERDOWN every 100 ms, 16 redirections)
- * 518 commands ended in "Too many Cluster redirections", each after seconds of retries and slot refreshes nobody
- * waited for, and the caller's p99 was the timeout (100 ms); with these, none, and every failed call was told within
- * ~3 ms (p99), so the breaker and the fail-safe took over at once. Recovery was the same (3.5-4.5 s after the kill):
- * a MOVED still refreshes the slots, and a refused connection leads to one.
- */
-export function clusterOptions(user: ClusterOptions, timeoutMs: number): TierClusterOptions {
-  const { redisOptions = {}, ...rest } = user;
-  const { replyMapping: _replyMapping, ...nodeOptions } = redisOptions;
-  const connectTimeout = Math.max(1000, timeoutMs * 10);
-  return {
-    // A dead master's connection is closed and CLUSTERDOWN lasts until a replica is promoted (seconds): no retries.
-    retryDelayOnFailover: 0,
-    retryDelayOnClusterDown: 0,
-    // TRYAGAIN (a multi-key command during a slot migration) clears in milliseconds: one retry fits in the timeout.
-    retryDelayOnTryAgain: Math.max(1, Math.round(timeoutMs / 4)),
-    // MOVED is followed at once (it also refreshes the slots); a chain longer than a migration's MOVED + ASK is a loop.
-    maxRedirections: 4,
-    slotsRefreshTimeout: connectTimeout,
-    ...rest,
-    enableOfflineQueue: false,
-    redisOptions: {
-      connectTimeout,
-      disconnectTimeout: 200,
-      ...nodeOptions,
-      commandTimeout: timeoutMs,
-      maxRetriesPerRequest: 0,
-      // The tier parses replies in the classic (RESP2-style) shapes, whatever the user's client prefers.
-      replyMapping: 'legacy',
-    },
   };
 }
 

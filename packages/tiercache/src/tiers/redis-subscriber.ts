@@ -5,6 +5,18 @@ import type { SubscriberHandle, SubscriberOptions } from '../types.js';
 /** The channel Redis sends tracked keys' invalidations to (RESP2 redirect mode). */
 export const INVALIDATE_CHANNEL = '__redis__:invalidate';
 
+/** Hands a pub/sub message to the cache: a tracking invalidation (keys, or null for a flush) or a channel message. */
+export function deliver(options: SubscriberOptions, channelBuffer: Buffer, message: unknown): void {
+  const channel = channelBuffer.toString();
+  if (channel === INVALIDATE_CHANNEL) {
+    if (message === null) options.onInvalidate(null);
+    else if (Array.isArray(message)) options.onInvalidate(message.map((key: Buffer) => key.toString()));
+    else if (Buffer.isBuffer(message)) options.onInvalidate([message.toString()]);
+    return;
+  }
+  if (Buffer.isBuffer(message)) options.onMessage(channel, message.toString());
+}
+
 /**
  * One pub/sub connection per cache, a duplicate of the data connection (a connection in subscriber mode can run
  * nothing else). RESP2 on purpose: ioredis delivers tracking invalidations to RESP2 subscribers as messages, and drops
@@ -26,21 +38,10 @@ export class Subscriber implements SubscriberHandle {
     this.#connection =
       client instanceof Cluster ? client.duplicate([], { redisOptions: overrides }) : client.duplicate(overrides);
     this.#connection.on('error', options.onError);
-    this.#connection.on('messageBuffer', (channel: Buffer, message: unknown) => this.#deliver(channel, message));
+    this.#connection.on('messageBuffer', (channel: Buffer, message: unknown) => deliver(options, channel, message));
     this.#connection.on('ready', () => void this.#subscribe());
     this.#heartbeat = setInterval(() => void this.#ping(), options.heartbeatMs);
     this.#heartbeat.unref();
-  }
-
-  #deliver(channelBuffer: Buffer, message: unknown): void {
-    const channel = channelBuffer.toString();
-    if (channel === INVALIDATE_CHANNEL) {
-      if (message === null) this.#options.onInvalidate(null);
-      else if (Array.isArray(message)) this.#options.onInvalidate(message.map((key: Buffer) => key.toString()));
-      else if (Buffer.isBuffer(message)) this.#options.onInvalidate([message.toString()]);
-      return;
-    }
-    if (Buffer.isBuffer(message)) this.#options.onMessage(channel, message.toString());
   }
 
   async #subscribe(): Promise<void> {

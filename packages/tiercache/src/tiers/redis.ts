@@ -23,9 +23,12 @@ import type {
   WriteReply,
 } from '../types.js';
 import { Subscriber } from './redis-subscriber.js';
+import { ClusterSubscriber } from './redis-cluster-subscriber.js';
 import { RedisBatches } from './redis-batch.js';
 import { RedisStrategyStore } from './redis-strategies.js';
 import { failFastOptions, groupBySlot, isClient, statusOf } from './redis-connection.js';
+import { clusterFailFastOptions, isClusterSpec, validateClusterSpec } from './redis-cluster-options.js';
+import type { RedisClusterOptions } from './redis-cluster-options.js';
 import {
   EXTEND_LOCK,
   READ_OR_LOCK,
@@ -77,7 +80,7 @@ export class RedisTier implements RemoteTier {
   readonly streams: RedisStrategyStore;
   readonly counters: RedisStrategyStore;
 
-  constructor(source: string | RedisOptions | Client, options: RedisTierOptions) {
+  constructor(source: string | RedisOptions | Client | RedisClusterOptions, options: RedisTierOptions) {
     this.#timeoutMs = options.timeoutMs;
     if (isClient(source)) {
       this.#client = source;
@@ -85,6 +88,12 @@ export class RedisTier implements RemoteTier {
       const commandTimeout =
         source instanceof Cluster ? source.options.redisOptions?.commandTimeout : source.options.commandTimeout;
       this.#wrapTimeout = typeof commandTimeout !== 'number';
+    } else if (isClusterSpec(source)) {
+      const spec = validateClusterSpec(source);
+      this.#client = new Cluster([...spec.cluster], clusterFailFastOptions(spec.options, options.timeoutMs));
+      this.#owned = true;
+      // Each node command is bounded, but a redirection or a CLUSTERDOWN retry starts another: bound the whole call.
+      this.#wrapTimeout = true;
     } else {
       const settings = failFastOptions(typeof source === 'string' ? {} : source, options.timeoutMs);
       this.#client = typeof source === 'string' ? new Redis(source, settings) : new Redis(settings);
@@ -389,7 +398,7 @@ export class RedisTier implements RemoteTier {
   /**
    * Server-assisted invalidation (Redis ≥ 6): every write under `prefix` by any other connection sends its key to the
    * connection `redirectId`, which listens on `__redis__:invalidate`. NOLOOP: this connection's own writes do not
-   * come back. Standalone only; a cluster relies on the bus.
+   * come back. Standalone only: on a cluster the subscriber sets tracking up itself, per master (ClusterSubscriber).
    *
    * Switched off first, in the same round trip: after the subscriber reconnects, this connection still tracks on
    * behalf of the old, gone subscriber, and Redis refuses a second ON for the same prefix ("Prefix … overlaps with an
@@ -424,6 +433,12 @@ export class RedisTier implements RemoteTier {
   }
 
   openSubscriber(options: SubscriberOptions): SubscriberHandle {
+    if (this.#client instanceof Cluster) {
+      return new ClusterSubscriber(this.#client, {
+        ...options,
+        storedPrefix: this.#keyPrefix + (options.trackingPrefix ?? ''),
+      });
+    }
     return new Subscriber(this.#client, options);
   }
 

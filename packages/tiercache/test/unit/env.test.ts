@@ -113,7 +113,7 @@ describe('cacheOptionsFromEnv', () => {
     );
   });
 
-  it('refuses a URL and Sentinel together', () => {
+  it('refuses a URL or cluster nodes together with Sentinel', () => {
     expect(() =>
       cacheOptionsFromEnv({
         TIERCACHE_REDIS_URL: 'redis://127.0.0.1:6379',
@@ -122,6 +122,15 @@ describe('cacheOptionsFromEnv', () => {
       }),
     ).toThrow(
       /^Set either `TIERCACHE_REDIS_URL` or `TIERCACHE_REDIS_SENTINELS` and `TIERCACHE_REDIS_SENTINEL_MASTER`, not both$/,
+    );
+    expect(() =>
+      cacheOptionsFromEnv({
+        TIERCACHE_REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+        TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379',
+        TIERCACHE_REDIS_SENTINEL_MASTER: 'mymaster',
+      }),
+    ).toThrow(
+      /^Set either `TIERCACHE_REDIS_CLUSTER_NODES` or `TIERCACHE_REDIS_SENTINELS` and `TIERCACHE_REDIS_SENTINEL_MASTER`, not both$/,
     );
   });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { clusterFailFastOptions } from '../../src/tiers/redis-cluster-options.js';
 import { SENTINEL_RECONNECT_CEILING_MS, failFastOptions, reconnectDelay } from '../../src/tiers/redis-connection.js';
 
 const sentinels = [{ host: '127.0.0.1', port: 26379 }];
@@ -44,5 +45,28 @@ describe('reconnectDelay', () => {
     expect(reconnectDelay(20, () => 1)).toBe(2000);
     expect(reconnectDelay(20, () => 1, 500)).toBe(500);
     expect(reconnectDelay(20, () => 0, 500)).toBe(250);
+  });
+});
+
+describe('the redirection settings of a Cluster tiercache builds', () => {
+  it('fails CLUSTERDOWN at once, retries a closed connection or TRYAGAIN within the timeout, caps redirections', () => {
+    const options = clusterFailFastOptions({}, 100);
+    expect(options).toMatchObject({
+      retryDelayOnFailover: 25,
+      retryDelayOnClusterDown: 0,
+      retryDelayOnTryAgain: 25,
+      retryDelayOnMoved: 0,
+      maxRedirections: 4,
+      slotsRefreshTimeout: 1000,
+      enableOfflineQueue: false,
+    });
+    expect(options.redisOptions).toMatchObject({ commandTimeout: 100, maxRetriesPerRequest: 0 });
+  });
+
+  it("lets the user's own redirection settings win", () => {
+    const options = clusterFailFastOptions({ maxRedirections: 16, retryDelayOnClusterDown: 300 }, 100);
+    expect(options.maxRedirections).toBe(16);
+    expect(options.retryDelayOnClusterDown).toBe(300);
+    expect(options.retryDelayOnFailover).toBe(25);
   });
 });
