@@ -95,7 +95,8 @@ export interface CacheOptions {
    */
   readonly prefix?: string;
   /**
-   * Redis: a URL (`redis://127.0.0.1:6379`), ioredis options, a Redis Cluster's nodes
+   * Redis: a URL (`redis://127.0.0.1:6379`), ioredis options (Sentinel: `{ sentinels: [{ host, port }], name }`), a
+   * Redis Cluster's nodes
    * (`{ cluster: '127.0.0.1:7000,127.0.0.1:7001', options? }`), or an existing ioredis `Redis`/`Cluster` (which the
    * cache then does not close). Omitted: memory only. Tests may pass a `RemoteTier` instead, such as
    * `InMemoryRemoteTier` or `ChaosRemoteTier` from `tiercache/testing`.
