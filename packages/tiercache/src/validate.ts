@@ -124,13 +124,15 @@ export function sentinelOptions(value: object): void {
     item !== null &&
     typeof (item as { host?: unknown }).host === 'string' &&
     (item as { host: string }).host.length > 0 &&
-    Number.isInteger((item as { port?: unknown }).port) &&
-    (item as { port: number }).port > 0 &&
-    (item as { port: number }).port < 65_536;
+    // ioredis' default port for a sentinel is 26379.
+    ((item as { port?: unknown }).port === undefined ||
+      (Number.isInteger((item as { port?: unknown }).port) &&
+        (item as { port: number }).port > 0 &&
+        (item as { port: number }).port < 65_536));
   if (!Array.isArray(sentinels) || sentinels.length === 0 || !sentinels.every(endpoint)) {
     const shown = Array.isArray(sentinels) ? `\`${JSON.stringify(sentinels)}\`` : describeValue(sentinels);
     throw new ConfigurationError(
-      `Expected \`redis.sentinels\` to be a non-empty array of { host, port } (port 1-65535), got ${shown}`,
+      `Expected \`redis.sentinels\` to be a non-empty array of { host, port? } (port 1-65535), got ${shown}`,
     );
   }
   if (typeof name !== 'string' || name.length === 0) {
