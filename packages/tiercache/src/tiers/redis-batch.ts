@@ -1,11 +1,18 @@
 import { Cluster } from 'ioredis';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { LockedRead, LockedReadReply, RemoteWrite, WriteMode, WriteOp, WriteReply } from '../types.js';
-import { groupBySlot } from './redis-connection.js';
+import { groupByNodeAndSlot, repliesOf } from './redis-connection.js';
 import { loadedArgs } from './redis-scripts.js';
 import type { PipelineOp, ScriptCommands, TagPipeline } from './redis-scripts.js';
 
 type PipelineResult = [Error | null, unknown];
+
+/** One slot's share of a batch on a cluster: the indexes of its items, and its command's outcome. */
+export interface SlotReply {
+  readonly indexes: readonly number[];
+  readonly error: Error | null;
+  readonly reply: unknown;
+}
 
 const WRITTEN: WriteReply = Object.freeze({ ok: true, value: true });
 
@@ -58,22 +65,38 @@ export class RedisBatches {
   ): Promise<LockedReadReply[]> {
     if (reads.length === 0) return [];
     const out = new Array<LockedReadReply>(reads.length);
-    const run = async (indexes: readonly number[]): Promise<void> => {
+    const argsOf = (indexes: readonly number[]): (string | number)[] => {
       const args: (string | number)[] = [];
       for (const i of indexes) {
         const read = reads[i] as LockedRead;
         args.push(read.key, read.lockKey);
       }
       args.push(token, ttlMs, now);
-      const reply = await this.#bound(this.#scripts.tiercacheReadOrLock(indexes.length * 2, ...args));
+      return args;
+    };
+    const fill = (indexes: readonly number[], reply: unknown[]): void => {
       indexes.forEach((index, j) => {
         const value = reply[2 * j];
         out[index] = { value: typeof value === 'string' ? value : null, locked: reply[2 * j + 1] === 1 };
       });
     };
+    if (!(this.#client instanceof Cluster)) {
+      const all = reads.map((_, i) => i);
+      fill(all, await this.#bound(this.#scripts.tiercacheReadOrLock(all.length * 2, ...argsOf(all))));
+      return out;
+    }
     // A script touches one slot: a data key and its lock share one (the lock key carries the data key's hash tag).
-    if (this.#client instanceof Cluster) await Promise.all([...groupBySlot(reads, (r) => r.key).values()].map(run));
-    else await run(reads.map((_, i) => i));
+    const replies = await this.bySlot(
+      reads,
+      (read) => read.key,
+      (p, indexes) => {
+        (p as unknown as TagPipeline).tiercacheReadOrLock(indexes.length * 2, ...argsOf(indexes));
+      },
+    );
+    for (const { indexes, error, reply } of replies) {
+      if (error) throw error;
+      fill(indexes, reply as unknown[]);
+    }
     return out;
   }
 
@@ -101,7 +124,9 @@ export class RedisBatches {
         commands.push(...this.tagOps(op, now));
       } else {
         const groups =
-          this.#client instanceof Cluster ? [...groupBySlot(op.keys, (k) => k).values()] : [op.keys.map((_, i) => i)];
+          this.#client instanceof Cluster
+            ? [...groupByNodeAndSlot(this.#client, op.keys, (k) => k).values()].flatMap((slots) => [...slots.values()])
+            : [op.keys.map((_, i) => i)];
         // One UNLINK per key, so the reply says which keys existed (a delete counts a key found in either tier).
         for (const key of op.keys) {
           counted.push(commands.length);
@@ -130,7 +155,7 @@ export class RedisBatches {
   }
 
   async #setManyScripted(writes: readonly RemoteWrite[]): Promise<void> {
-    const run = async (indexes: readonly number[]): Promise<void> => {
+    const argsOf = (indexes: readonly number[]): (string | number)[] => {
       const keys: string[] = [];
       const args: (string | number)[] = [];
       for (const i of indexes) {
@@ -138,10 +163,46 @@ export class RedisBatches {
         keys.push(write.key);
         args.push(write.value, write.ttlMs);
       }
-      await this.#bound(this.#scripts.tiercacheSetMany(keys.length, ...keys, ...args));
+      return [...keys, ...args];
     };
-    if (this.#client instanceof Cluster) await Promise.all([...groupBySlot(writes, (w) => w.key).values()].map(run));
-    else await run(writes.map((_, i) => i));
+    if (!(this.#client instanceof Cluster)) {
+      await this.#bound(this.#scripts.tiercacheSetMany(writes.length, ...argsOf(writes.map((_, i) => i))));
+      return;
+    }
+    const replies = await this.bySlot(
+      writes,
+      (write) => write.key,
+      (p, indexes) => {
+        (p as unknown as TagPipeline).tiercacheSetMany(indexes.length, ...argsOf(indexes));
+      },
+    );
+    for (const { error } of replies) if (error) throw error;
+  }
+
+  /**
+   * On a cluster: one command per hash slot (`add` queues it for the slot's items), the slots of one node in one
+   * pipeline, the nodes in parallel. One round trip per node however many slots the batch spans.
+   */
+  async bySlot<T>(
+    items: readonly T[],
+    keyOf: (item: T) => string,
+    add: (pipeline: ChainableCommander, indexes: readonly number[]) => void,
+  ): Promise<SlotReply[]> {
+    const client = this.#client as Cluster;
+    const out: SlotReply[] = [];
+    await Promise.all(
+      [...groupByNodeAndSlot(client, items, keyOf).values()].map(async (slots) => {
+        const groups = [...slots.values()];
+        const pipeline = client.pipeline();
+        for (const indexes of groups) add(pipeline, indexes);
+        const results = repliesOf(await this.#bound(pipeline.exec()), groups.length);
+        groups.forEach((indexes, g) => {
+          const [error, reply] = results[g] as PipelineResult;
+          out.push({ indexes, error, reply });
+        });
+      }),
+    );
+    return out;
   }
 
   /**
@@ -150,7 +211,11 @@ export class RedisBatches {
    */
   async #pipelineSettled(ops: readonly PipelineOp[]): Promise<PipelineResult[]> {
     const groups =
-      this.#client instanceof Cluster ? [...groupBySlot(ops, (op) => op.slotKey).values()] : [ops.map((_, i) => i)];
+      this.#client instanceof Cluster
+        ? [...groupByNodeAndSlot(this.#client, ops, (op) => op.slotKey).values()].map((slots) =>
+            [...slots.values()].flat(),
+          )
+        : [ops.map((_, i) => i)];
     const out = new Array<PipelineResult>(ops.length);
     await Promise.all(
       groups.map(async (indexes) => {

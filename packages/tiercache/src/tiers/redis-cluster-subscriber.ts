@@ -11,6 +11,10 @@ import type { SubscriberHandle, SubscriberOptions } from '../types.js';
 import { reconnectDelay } from './redis-connection.js';
 import { INVALIDATE_CHANNEL, deliver } from './redis-subscriber.js';
 
+const SLOT_COUNT = 16_384;
+/** How often the slot table is asked for while a master's slots are untracked (a failover takes seconds). */
+const REFRESH_MS = 250;
+
 export interface ClusterSubscriberOptions extends SubscriberOptions {
   /** The tracked prefix as stored (ioredis keyPrefix included). */
   readonly storedPrefix: string;
@@ -166,6 +170,7 @@ export class ClusterSubscriber implements SubscriberHandle {
   #busSubscriptions = 0;
   #active = false;
   #everActive = false;
+  #refreshTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(cluster: Cluster, options: ClusterSubscriberOptions) {
@@ -207,17 +212,46 @@ export class ClusterSubscriber implements SubscriberHandle {
   }
 
   /**
-   * Tracking came on or went off somewhere: the instance tracks when every master does. A master whose tracking came
-   * (back) on after tracking was once complete may have had foreign writes nobody reported here: flush memory.
+   * Tracking came on or went off somewhere. The instance tracks when the master of every slot, as the client's slot
+   * table has it, is linked and tracked: a master that went away leaves its slots uncovered until the table follows
+   * the failover, so until then this says no (and the bus carries key changes). A master whose tracking came (back)
+   * on after tracking was once complete may have had foreign writes nobody reported here: flush memory.
    */
   changed(cameOn = false): void {
     if (!this.options.tracking || this.#closed) return;
     if (cameOn && this.#everActive) this.options.onInvalidate(null);
-    const active = this.#links.size > 0 && [...this.#links.values()].every((link) => link.tracked);
+    const active = this.#covered();
     if (active) this.#everActive = true;
+    this.#followFailover(!active && this.#everActive);
     if (active === this.#active) return;
     this.#active = active;
     this.options.onTrackingActive?.(active);
+  }
+
+  #covered(): boolean {
+    const tracked = new Set([...this.#links.values()].filter((link) => link.tracked).map((link) => link.address));
+    if (tracked.size === 0) return false;
+    const slots = this.#cluster.slots;
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const master = slots[slot]?.[0];
+      if (master === undefined || !tracked.has(master)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * While some slots' master is not tracked, ask the cluster for its slot table every REFRESH_MS: without commands
+   * failing on those slots, the client would not learn of the promoted replica (ioredis refreshes on errors only).
+   * Stops once tracking is complete again, or on close.
+   */
+  #followFailover(on: boolean): void {
+    if (on && this.#refreshTimer === undefined) {
+      this.#refreshTimer = setInterval(() => this.#cluster.refreshSlotsCache(() => this.#syncNodes()), REFRESH_MS);
+      this.#refreshTimer.unref();
+    } else if (!on && this.#refreshTimer !== undefined) {
+      clearInterval(this.#refreshTimer);
+      this.#refreshTimer = undefined;
+    }
   }
 
   async #ping(): Promise<void> {
@@ -236,6 +270,7 @@ export class ClusterSubscriber implements SubscriberHandle {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
+    this.#followFailover(false);
     for (const event of ['refresh', '+node', '-node', 'ready']) this.#cluster.off(event, this.#sync);
     const links = [...this.#links.values()];
     this.#links.clear();

@@ -94,3 +94,33 @@ export function groupBySlot<T>(items: readonly T[], keyOf: (item: T) => string):
   });
   return groups;
 }
+
+/**
+ * A cluster's commands grouped for the fewest round trips: by node (an ioredis Cluster pipeline may span the slots
+ * that one set of nodes serves, not more), then by hash slot within it (one command's keys must share a slot). Until
+ * the slot table is known, every slot is its own group.
+ */
+export function groupByNodeAndSlot<T>(
+  cluster: Cluster,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+): Map<string, Map<number, number[]>> {
+  const nodes = new Map<string, Map<number, number[]>>();
+  items.forEach((item, index) => {
+    const slot = calculateSlot(keyOf(item));
+    const node = cluster.slots[slot]?.join(';') ?? `slot:${slot}`;
+    let slots = nodes.get(node);
+    if (slots === undefined) nodes.set(node, (slots = new Map()));
+    const group = slots.get(slot);
+    if (group) group.push(index);
+    else slots.set(slot, [index]);
+  });
+  return nodes;
+}
+
+/** Every `[error, reply]` of a pipeline, with a missing reply as an error (an aborted or empty exec). */
+export function repliesOf(results: [Error | null, unknown][] | null, count: number): [Error | null, unknown][] {
+  const out = results ?? [];
+  for (let i = out.length; i < count; i++) out.push([new Error('missing pipeline reply'), undefined]);
+  return out;
+}

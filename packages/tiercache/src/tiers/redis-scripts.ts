@@ -139,6 +139,8 @@ export interface TagPipeline {
   tiercacheRenewLoaded(...args: RenewArgs): unknown;
   tiercacheTagAdd(tag: string, member: string, expiresAt: number, now: number): unknown;
   tiercacheTagPop(tag: string, now: number): unknown;
+  tiercacheReadOrLock(...args: (string | number)[]): unknown;
+  tiercacheSetMany(...args: (string | number)[]): unknown;
 }
 
 export function loadedArgs(

@@ -26,7 +26,7 @@ import { Subscriber } from './redis-subscriber.js';
 import { ClusterSubscriber } from './redis-cluster-subscriber.js';
 import { RedisBatches } from './redis-batch.js';
 import { RedisStrategyStore } from './redis-strategies.js';
-import { failFastOptions, groupBySlot, isClient, statusOf } from './redis-connection.js';
+import { failFastOptions, groupByNodeAndSlot, groupBySlot, isClient, repliesOf, statusOf } from './redis-connection.js';
 import { clusterFailFastOptions, isClusterSpec, validateClusterSpec } from './redis-cluster-options.js';
 import type { RedisClusterOptions } from './redis-cluster-options.js';
 import {
@@ -185,15 +185,17 @@ export class RedisTier implements RemoteTier {
     if (keys.length === 0) return [];
     try {
       if (!(this.#client instanceof Cluster)) return await this.#bound(this.#client.mget(...keys));
-      // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, in parallel.
-      const out: (string | undefined)[] = new Array<string | undefined>(keys.length);
-      const client = this.#client;
-      await Promise.all(
-        [...groupBySlot(keys, (k) => k).values()].map(async (indexes) => {
-          const values = await this.#bound(client.mget(...indexes.map((i) => keys[i] as string)));
-          indexes.forEach((index, j) => (out[index] = values[j] ?? undefined));
-        }),
-      );
+      // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, one pipeline per node.
+      const out = new Array<string | undefined>(keys.length);
+      for (const { indexes, error, reply } of await this.#batches.bySlot(
+        keys,
+        (key) => key,
+        (p, indexes) => p.mget(...indexes.map((i) => keys[i] as string)),
+      )) {
+        if (error) throw error;
+        const values = reply as (string | null)[];
+        indexes.forEach((index, j) => (out[index] = values[j] ?? undefined));
+      }
       return out;
     } catch (error) {
       throw toCacheError(error);
@@ -231,27 +233,39 @@ export class RedisTier implements RemoteTier {
 
   async deleteMany(keys: readonly string[], alsoUnlink: readonly string[] = []): Promise<number> {
     if (keys.length === 0) return 0;
-    const groups =
-      this.#client instanceof Cluster ? [...groupBySlot(keys, (k) => k).values()] : [keys.map((_, i) => i)];
+    const extraOf = (indexes: readonly number[]): string[] =>
+      indexes.map((i) => alsoUnlink[i]).filter((k): k is string => k !== undefined);
     try {
-      const counts = await Promise.all(
-        groups.map(async (indexes) => {
-          const own = indexes.map((i) => keys[i] as string);
-          const extra = indexes.map((i) => alsoUnlink[i]).filter((k): k is string => k !== undefined);
-          if (extra.length === 0) return this.#bound(this.#client.unlink(...own));
-          const results = await this.#bound(
-            this.#client
-              .pipeline()
-              .unlink(...own)
-              .unlink(...extra)
-              .exec(),
-          );
-          const [error, count] = results?.[0] ?? [new Error('empty pipeline reply'), 0];
-          if (error) throw error;
-          return count as number;
-        }),
+      if (this.#client instanceof Cluster) {
+        // Per slot, one UNLINK of the keys (counted) and one of their lock keys (a lock carries its key's hash tag);
+        // the slots of a node in one pipeline.
+        const ops: PipelineOp[] = [];
+        const counted: number[] = [];
+        for (const slots of groupByNodeAndSlot(this.#client, keys, (key) => key).values()) {
+          for (const indexes of slots.values()) {
+            const own = indexes.map((i) => keys[i] as string);
+            const extra = extraOf(indexes);
+            counted.push(ops.length);
+            ops.push({ slotKey: own[0] as string, add: (p) => p.unlink(...own) });
+            if (extra.length > 0) ops.push({ slotKey: own[0] as string, add: (p) => p.unlink(...extra) });
+          }
+        }
+        const replies = await this.#batches.pipeline(ops);
+        return counted.reduce((sum, i) => sum + Number(replies[i]), 0);
+      }
+      const all = keys.map((_, i) => i);
+      const extra = extraOf(all);
+      if (extra.length === 0) return await this.#bound(this.#client.unlink(...keys));
+      const results = await this.#bound(
+        this.#client
+          .pipeline()
+          .unlink(...keys)
+          .unlink(...extra)
+          .exec(),
       );
-      return counts.reduce((a, b) => a + b, 0);
+      const [error, count] = results?.[0] ?? [new Error('empty pipeline reply'), 0];
+      if (error) throw error;
+      return count as number;
     } catch (error) {
       throw toCacheError(error);
     }
@@ -260,9 +274,9 @@ export class RedisTier implements RemoteTier {
   async deleteByPrefix(prefix: string): Promise<number> {
     const nodes = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
     try {
-      let total = 0;
-      for (const node of nodes) total += await this.#scanAndUnlink(node, prefix);
-      return total;
+      // A SCAN on one master sees only its own keys: every master, in parallel.
+      const counts = await Promise.all(nodes.map((node) => this.#scanAndUnlink(node, prefix)));
+      return counts.reduce((a, b) => a + b, 0);
     } catch (error) {
       throw toCacheError(error);
     }
@@ -280,8 +294,13 @@ export class RedisTier implements RemoteTier {
       for (let i = 0; i < keys.length; i += UNLINK_BATCH) {
         const batch = keys.slice(i, i + UNLINK_BATCH);
         if (this.#client instanceof Cluster) {
-          for (const indexes of groupBySlot(batch, (k) => k).values()) {
-            total += await this.#bound(node.unlink(...indexes.map((j) => batch[j] as string)));
+          // A node's keys of many slots: one UNLINK per slot (CROSSSLOT otherwise), all in one pipeline to the node.
+          const pipeline = node.pipeline();
+          const groups = [...groupBySlot(batch, (k) => k).values()];
+          for (const indexes of groups) pipeline.unlink(...indexes.map((j) => batch[j] as string));
+          for (const [error, count] of repliesOf(await this.#bound(pipeline.exec()), groups.length)) {
+            if (error) throw error;
+            total += Number(count);
           }
         } else {
           total += await this.#bound(node.unlink(...batch));

@@ -199,7 +199,10 @@ export function describeRemoteTier(name: string, open: () => Promise<ContractSub
         expect(after.replace(/"e":\d+,"g":\d+/, '')).toBe(stored.replace(/"e":\d+,"g":\d+/, ''));
         // A renewal of an entry no longer there, or of an older one than stored, changes nothing.
         expect(await renew({ ...base, ...times, createdAt: createdAt - 1, token: '' })).toBe('newer');
-        expect(await renew({ ...base, ...times, key: `${p}gone`, token: '' })).toBe('missing');
+        // Its own lock key: a script's keys share one hash slot (a key and its lock do), as on a cluster they must.
+        expect(await renew({ ...base, ...times, key: `${p}gone`, lockKey: `${p}__lock:{${p}gone}`, token: '' })).toBe(
+          'missing',
+        );
         expect(await tier.get(`${p}gone`)).toBeFalsy();
         // Longer digits than stored (a far expiry): the header is rebuilt, the value kept.
         const far = 10_000_000_000_000;
