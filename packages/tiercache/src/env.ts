@@ -115,6 +115,19 @@ function toggle(name: string, section: Exclude<Section, 'timeouts'>, fallback: s
   };
 }
 
+/** `host:port`, the host a name, an IPv4 address or a bracketed IPv6 one; the port 1-65535. */
+const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[\w.-]+):([1-9]\d{0,4})$/;
+
+function endpoint(text: string, context: z.RefinementCtx): { host: string; port: number } {
+  const [, host = '', port = ''] = ENDPOINT.exec(text) ?? [];
+  if (Number(port) > 65_535) context.addIssue({ code: 'custom', message: 'port out of range' });
+  return { host: host.replace(/^\[(.*)\]$/, '$1'), port: Number(port) };
+}
+
+function sentinelDraft(draft: Draft): Record<string, unknown> {
+  return typeof draft.redis === 'object' && draft.redis !== null ? (draft.redis as Record<string, unknown>) : {};
+}
+
 const POSITIVE_DURATION = "a positive duration (milliseconds or a string like '250ms', '5m', '1h')";
 const DURATION_OR_ZERO = "a non-negative duration (milliseconds or a string like '250ms', '5m', '1h')";
 const POSITIVE_INTEGER = 'a positive integer';
@@ -139,6 +152,27 @@ export const ENV_VARIABLES: readonly Variable[] = [
     apply: (draft, nodes: string) => {
       // validateOptions parses the list (and checks each port); a node list here is a cluster tiercache owns.
       draft.redis = { cluster: nodes };
+    },
+  },
+  {
+    name: 'REDIS_SENTINELS',
+    what: 'a comma-separated list of sentinels as host:port (`10.0.0.5:26379,[::1]:26380`)',
+    schema: z
+      .string()
+      .transform((text) => text.split(',').map((item) => item.trim()))
+      .pipe(z.array(z.string().regex(ENDPOINT).transform(endpoint)).min(1)),
+    default: '— (no Sentinel)',
+    apply: (draft, sentinels: { host: string; port: number }[]) => {
+      draft.redis = { ...sentinelDraft(draft), sentinels };
+    },
+  },
+  {
+    name: 'REDIS_SENTINEL_MASTER',
+    what: 'the name of the master the sentinels monitor (letters, digits, `.`, `_`, `-`)',
+    schema: z.string().regex(/^[\w.-]{1,128}$/),
+    default: '— (required with `REDIS_SENTINELS`)',
+    apply: (draft, name: string) => {
+      draft.redis = { ...sentinelDraft(draft), name };
     },
   },
   {
@@ -276,8 +310,35 @@ export function cacheOptionsFromEnv(
   if (found.includes('REDIS_URL') && found.includes('REDIS_CLUSTER_NODES')) {
     problems.push(`Set \`${prefix}REDIS_URL\` or \`${prefix}REDIS_CLUSTER_NODES\`, not both`);
   }
+  if (problems.length === 0) problems.push(...redisSourceProblems(env, prefix));
   if (problems.length > 0) throw new ConfigurationError(problems.join('; '));
   return merge(options, draft);
+}
+
+/** One way to reach Redis: a URL, cluster nodes, or Sentinel with both of its variables. */
+function redisSourceProblems(env: Readonly<Record<string, string | undefined>>, prefix: string): string[] {
+  const set = (name: string): boolean => (env[`${prefix}${name}`] ?? '') !== '';
+  const [url, cluster, sentinels, master] = [
+    'REDIS_URL',
+    'REDIS_CLUSTER_NODES',
+    'REDIS_SENTINELS',
+    'REDIS_SENTINEL_MASTER',
+  ].map(set);
+  const sentinelNames = `\`${prefix}REDIS_SENTINELS\` and \`${prefix}REDIS_SENTINEL_MASTER\``;
+  for (const [other, name] of [
+    [url, 'REDIS_URL'],
+    [cluster, 'REDIS_CLUSTER_NODES'],
+  ] as const) {
+    if (other === true && (sentinels === true || master === true)) {
+      return [`Set either \`${prefix}${name}\` or ${sentinelNames}, not both`];
+    }
+  }
+  if (sentinels !== master) {
+    return [
+      `Sentinel needs both ${sentinelNames}; \`${prefix}${sentinels === true ? 'REDIS_SENTINEL_MASTER' : 'REDIS_SENTINELS'}\` is not set`,
+    ];
+  }
+  return [];
 }
 
 /** The explicit options under the environment's: sections merge one level deep (`memory`, `breaker`, …). */
@@ -286,13 +347,15 @@ function merge(base: CacheOptions, draft: Draft): CacheOptions {
   for (const [key, value] of Object.entries(draft)) {
     const under = result[key];
     // `redis` is replaced whole: a cluster node list must not be spread into a client or ioredis options passed in.
+    // Sentinel's endpoints and master name are the exception: they join plain ioredis options passed in (a password).
     result[key] =
-      key !== 'redis' &&
       value !== false &&
       typeof value === 'object' &&
       value !== null &&
+      (key !== 'redis' || 'sentinels' in value) &&
       typeof under === 'object' &&
-      under !== null
+      under !== null &&
+      Object.getPrototypeOf(under) === Object.prototype // never spread a client passed in
         ? { ...(under as Record<string, unknown>), ...(value as Record<string, unknown>) }
         : value;
   }

@@ -115,10 +115,12 @@ export function describeValue(value: unknown): string {
 }
 
 /**
- * Reply errors that mean the server cannot serve anyone right now, as opposed to a reply about this one command
- * (WRONGTYPE, ERR, NOSCRIPT, OOM on a write, READONLY on a write while reads still work).
+ * Reply errors that mean the server cannot serve this key right now, as opposed to a reply about this one command
+ * (WRONGTYPE, ERR, NOSCRIPT, OOM on a write). The failover ones belong here: READONLY from a master demoted under the
+ * client (Sentinel; the client reconnects to the new one), MOVED/ASK that reach the caller because ioredis gave up
+ * following them or a plain client talks to a cluster node, TRYAGAIN during a slot migration.
  */
-export const OUTAGE_REPLIES = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY)\b/;
+export const OUTAGE_REPLIES = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY|READONLY|MOVED|ASK)\b/;
 
 /**
  * Whether a remote-tier error says "Redis is unreachable or cannot serve", the only kind that should count towards

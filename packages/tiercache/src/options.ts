@@ -1,6 +1,6 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ConfigurationError, describeValue } from './errors.js';
-import { fraction, plainObject, positiveInteger, rejectUnknown, toMs } from './validate.js';
+import { fraction, plainObject, positiveInteger, rejectUnknown, sentinelOptions, toMs } from './validate.js';
 import type { AlertOptions } from './observability/alerts.js';
 import type { BreakerOptions } from './resilience/breaker.js';
 import type { Clock, Duration, RemoteTier } from './types.js';
@@ -95,7 +95,8 @@ export interface CacheOptions {
    */
   readonly prefix?: string;
   /**
-   * Redis: a URL (`redis://127.0.0.1:6379`), ioredis options, a Redis Cluster's nodes
+   * Redis: a URL (`redis://127.0.0.1:6379`), ioredis options (Sentinel: `{ sentinels: [{ host, port }], name }`), a
+   * Redis Cluster's nodes
    * (`{ cluster: '127.0.0.1:7000,127.0.0.1:7001', options? }`), or an existing ioredis `Redis`/`Cluster` (which the
    * cache then does not close). Omitted: memory only. Tests may pass a `RemoteTier` instead, such as
    * `InMemoryRemoteTier` or `ChaosRemoteTier` from `tiercache/testing`.
@@ -425,6 +426,7 @@ export function validateOptions(input: unknown = {}): ResolvedOptions {
   if (typeof redis === 'string' && !/^rediss?:\/\//.test(redis)) {
     throw new ConfigurationError(`Expected \`redis\` to be a redis:// or rediss:// URL, got ${describeValue(redis)}`);
   }
+  if (typeof redis === 'object') sentinelOptions(redis);
 
   // `=== undefined`, not `??`: a null here is a mistake to report, as it is for every other option.
   const writeErrors = options['writeErrors'] === undefined ? DEFAULTS.writeErrors : options['writeErrors'];

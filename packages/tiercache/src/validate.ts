@@ -109,3 +109,35 @@ export function flag(name: string, value: unknown): boolean {
   }
   return value;
 }
+
+/**
+ * ioredis Sentinel options (`{ sentinels, name }`), checked here so a mistake is a ConfigurationError naming the
+ * option rather than ioredis' "Requires the name of master." thrown from inside the tier. Anything else is left to
+ * ioredis. A client or a tier passed as `redis` has no own `sentinels` and is not looked at.
+ */
+export function sentinelOptions(value: object): void {
+  if (!Object.hasOwn(value, 'sentinels') || typeof (value as { pipeline?: unknown }).pipeline === 'function') return;
+  const { sentinels, name } = value as { sentinels?: unknown; name?: unknown };
+  if (sentinels === undefined || sentinels === null) return;
+  const endpoint = (item: unknown): boolean =>
+    typeof item === 'object' &&
+    item !== null &&
+    typeof (item as { host?: unknown }).host === 'string' &&
+    (item as { host: string }).host.length > 0 &&
+    // ioredis' default port for a sentinel is 26379.
+    ((item as { port?: unknown }).port === undefined ||
+      (Number.isInteger((item as { port?: unknown }).port) &&
+        (item as { port: number }).port > 0 &&
+        (item as { port: number }).port < 65_536));
+  if (!Array.isArray(sentinels) || sentinels.length === 0 || !sentinels.every(endpoint)) {
+    const shown = Array.isArray(sentinels) ? `\`${JSON.stringify(sentinels)}\`` : describeValue(sentinels);
+    throw new ConfigurationError(
+      `Expected \`redis.sentinels\` to be a non-empty array of { host, port? } (port 1-65535), got ${shown}`,
+    );
+  }
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new ConfigurationError(
+      `Expected \`redis.name\` to be the name of the master the sentinels monitor (a non-empty string, like 'mymaster'), got ${describeValue(name)}`,
+    );
+  }
+}

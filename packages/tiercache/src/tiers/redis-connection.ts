@@ -4,29 +4,61 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { RemoteStatus } from '../types.js';
 
 /**
- * Backoff between reconnect attempts: doubling from 50 ms, capped at 2 s, with full jitter on the upper half so a
- * fleet that lost Redis together does not reconnect in lockstep.
+ * Backoff between reconnect attempts: doubling from 50 ms, capped at `ceilingMs` (2 s), with full jitter on the upper
+ * half so a fleet that lost Redis together does not reconnect in lockstep.
  */
-export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(2000, 50 * 2 ** Math.min(attempt, 6));
+export function reconnectDelay(attempt: number, random: () => number = Math.random, ceilingMs = 2000): number {
+  const ceiling = Math.min(ceilingMs, 50 * 2 ** Math.min(attempt, 6));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/**
+ * Behind Sentinel every reconnect asks a sentinel where the master is, so the cap is what a cache may lag behind a
+ * promotion: at 2 s a cache that began retrying when the master died could find the new one ~2 s late (measured: the
+ * sentinels promote ~2.4 s after a SIGKILL with down-after 1000 ms). 500 ms costs a sentinel query and a refused
+ * connect per attempt, which both answer at once.
+ */
+export const SENTINEL_RECONNECT_CEILING_MS = 500;
+
+/** A master demoted under a client's feet answers writes with READONLY: reconnect, so the sentinels are asked again. */
+function reconnectOnReadonly(error: Error): boolean {
+  return error.message.startsWith('READONLY');
+}
+
+/**
+ * What a connection through Sentinel needs on top of the fail-fast settings, unless the user chose: a sentinel query
+ * bounded like a connect (ioredis leaves it unbounded, so a blackholed sentinel would hang the reconnect), the faster
+ * reconnect above, and a reconnect on READONLY. Never a resend: `reconnectOnError` returns true (1), not 2.
+ */
+function sentinelDefaults(user: RedisOptions, connectTimeout: number): Partial<RedisOptions> {
+  if (user.sentinels === undefined || user.sentinels === null) return {};
+  return {
+    sentinelCommandTimeout: connectTimeout,
+    sentinelRetryStrategy: (attempt: number) => reconnectDelay(attempt, Math.random, SENTINEL_RECONNECT_CEILING_MS),
+    retryStrategy: (attempt: number) => reconnectDelay(attempt, Math.random, SENTINEL_RECONNECT_CEILING_MS),
+    reconnectOnError: reconnectOnReadonly,
+  };
 }
 
 /**
  * The options that make ioredis fail fast, applied over whatever the user passed: no offline queue (measured: with
  * defaults a GET waits ~73 s for a dead server, forever on a blackholed socket), and no resend of in-flight commands
  * after a reconnect (a write the caller saw fail must not land later). The per-command timeout is the tier's own
- * (deadlines.ts), not ioredis' `commandTimeout`, which arms a timer per command.
+ * (deadlines.ts), not ioredis' `commandTimeout`, which arms a timer per command. Sentinel options (`sentinels`,
+ * `name`) get the settings of `sentinelDefaults` too.
  */
 export function failFastOptions(user: RedisOptions, timeoutMs: number): Omit<RedisOptions, 'replyMapping'> {
   // The tier parses replies itself in the classic (RESP2-style) shapes, whatever the user's client prefers.
-  const { replyMapping: _replyMapping, ...rest } = user;
+  // A commandTimeout of the user's is dropped too: the tier's own timeout bounds every call, with one timer for all.
+  const { replyMapping: _replyMapping, commandTimeout: _commandTimeout, ...rest } = user;
+  const connectTimeout = Math.max(1000, timeoutMs * 10);
   return {
-    connectTimeout: Math.max(1000, timeoutMs * 10),
+    connectTimeout,
     // disconnect() arms a timer of this length to destroy a socket that does not close, even when the socket is long
     // dead (a refused connection): at the default 2 s, close() would leave a timer behind for 2 s.
     disconnectTimeout: 200,
     retryStrategy: reconnectDelay,
+    ...sentinelDefaults(user, connectTimeout),
     ...rest,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

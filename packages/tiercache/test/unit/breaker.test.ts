@@ -445,6 +445,21 @@ describe('isOutageError', () => {
     expect(isOutageError(reply('BUSY Redis is busy running a script'))).toBe(true);
   });
 
+  it('counts the replies of a failover: READONLY, MOVED, ASK, TRYAGAIN, and ioredis giving up on redirections', () => {
+    expect(isOutageError(reply("READONLY You can't write against a read only replica."))).toBe(true);
+    expect(isOutageError(reply('MOVED 3999 127.0.0.1:6381'))).toBe(true);
+    expect(isOutageError(reply('ASK 3999 127.0.0.1:6381'))).toBe(true);
+    expect(isOutageError(reply('TRYAGAIN Multiple keys request during rehashing of slot'))).toBe(true);
+    expect(isOutageError(reply('MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to no'))).toBe(
+      true,
+    );
+    const gaveUp = new Error('Too many Cluster redirections. Last error: Error: Connection is closed.');
+    expect(isOutageError(toCacheError(gaveUp))).toBe(true);
+    // Not a prefix match on any word: a command-level error mentioning one of them stays a reply error.
+    expect(isOutageError(reply('ERR MOVED is not a command'))).toBe(false);
+    expect(isOutageError(reply('ASKING is not allowed here'))).toBe(false);
+  });
+
   it('does not count replies about the command itself, or errors that are not about Redis', () => {
     expect(isOutageError(reply('WRONGTYPE Operation against a key holding the wrong kind of value'))).toBe(false);
     expect(isOutageError(reply("ERR unknown command 'NOSUCHCMD'"))).toBe(false);

@@ -78,6 +78,76 @@ describe('cacheOptionsFromEnv', () => {
     expect(() => cacheOptionsFromEnv({ TIERCACHE_GRACE: '10 years and a day' })).toThrow('`TIERCACHE_GRACE`');
   });
 
+  it('reads Sentinel from its two variables, IPv6 endpoints included', () => {
+    const options = cacheOptionsFromEnv({
+      TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379, sentinel-2.internal:26380,[::1]:26381',
+      TIERCACHE_REDIS_SENTINEL_MASTER: 'mymaster',
+    });
+    expect(options.redis).toEqual({
+      sentinels: [
+        { host: '127.0.0.1', port: 26379 },
+        { host: 'sentinel-2.internal', port: 26380 },
+        { host: '::1', port: 26381 },
+      ],
+      name: 'mymaster',
+    });
+    // Explicit ioredis options (a password, say) merge under them.
+    const merged = cacheOptionsFromEnv(
+      { TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379', TIERCACHE_REDIS_SENTINEL_MASTER: 'cache' },
+      { options: { redis: { password: 'pw', sentinelPassword: 'spw' } } },
+    );
+    expect(merged.redis).toEqual({
+      password: 'pw',
+      sentinelPassword: 'spw',
+      sentinels: [{ host: '127.0.0.1', port: 26379 }],
+      name: 'cache',
+    });
+  });
+
+  it('refuses half a Sentinel configuration, naming both variables', () => {
+    expect(() => cacheOptionsFromEnv({ TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379' })).toThrow(
+      'Sentinel needs both `TIERCACHE_REDIS_SENTINELS` and `TIERCACHE_REDIS_SENTINEL_MASTER`; `TIERCACHE_REDIS_SENTINEL_MASTER` is not set',
+    );
+    expect(() => cacheOptionsFromEnv({ APP_REDIS_SENTINEL_MASTER: 'mymaster' }, { prefix: 'APP_' })).toThrow(
+      'Sentinel needs both `APP_REDIS_SENTINELS` and `APP_REDIS_SENTINEL_MASTER`; `APP_REDIS_SENTINELS` is not set',
+    );
+  });
+
+  it('refuses a URL or cluster nodes together with Sentinel', () => {
+    expect(() =>
+      cacheOptionsFromEnv({
+        TIERCACHE_REDIS_URL: 'redis://127.0.0.1:6379',
+        TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379',
+        TIERCACHE_REDIS_SENTINEL_MASTER: 'mymaster',
+      }),
+    ).toThrow(
+      /^Set either `TIERCACHE_REDIS_URL` or `TIERCACHE_REDIS_SENTINELS` and `TIERCACHE_REDIS_SENTINEL_MASTER`, not both$/,
+    );
+    expect(() =>
+      cacheOptionsFromEnv({
+        TIERCACHE_REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+        TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379',
+        TIERCACHE_REDIS_SENTINEL_MASTER: 'mymaster',
+      }),
+    ).toThrow(
+      /^Set either `TIERCACHE_REDIS_CLUSTER_NODES` or `TIERCACHE_REDIS_SENTINELS` and `TIERCACHE_REDIS_SENTINEL_MASTER`, not both$/,
+    );
+  });
+
+  it('names a malformed sentinel list or master name', () => {
+    for (const bad of ['127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', '127.0.0.1:26379,', 'a b:1']) {
+      expect(() =>
+        cacheOptionsFromEnv({ TIERCACHE_REDIS_SENTINELS: bad, TIERCACHE_REDIS_SENTINEL_MASTER: 'm' }),
+      ).toThrow(`Expected \`TIERCACHE_REDIS_SENTINELS\` to be a comma-separated list of sentinels as host:port`);
+    }
+    expect(() =>
+      cacheOptionsFromEnv({
+        TIERCACHE_REDIS_SENTINELS: '127.0.0.1:26379',
+        TIERCACHE_REDIS_SENTINEL_MASTER: 'my master',
+      }),
+    ).toThrow(/^Expected `TIERCACHE_REDIS_SENTINEL_MASTER` to be the name of the master .*, got `my master`$/);
+  });
+
   it('never shows the Redis URL, which may carry a password', () => {
     expect(() => cacheOptionsFromEnv({ TIERCACHE_REDIS_URL: 'http://user:hunter2@host' })).toThrow(
       /^Expected `TIERCACHE_REDIS_URL` to be a redis:\/\/ or rediss:\/\/ URL$/,

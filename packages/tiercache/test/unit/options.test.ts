@@ -167,6 +167,36 @@ describe('each option', () => {
     expect(validateOptions({}).redis).toBeUndefined();
   });
 
+  it('checks Sentinel options before ioredis sees them: a non-empty list of endpoints and the master name', () => {
+    const sentinels = [
+      { host: '127.0.0.1', port: 26379 },
+      { host: '127.0.0.1', port: 26380 },
+    ];
+    expect(validateOptions({ redis: { sentinels, name: 'mymaster' } }).redis).toEqual({ sentinels, name: 'mymaster' });
+    expect(messageOf({ redis: { sentinels } })).toBe(
+      "Expected `redis.name` to be the name of the master the sentinels monitor (a non-empty string, like 'mymaster'), got `undefined` (undefined)",
+    );
+    expect(messageOf({ redis: { sentinels, name: '' } })).toMatch(
+      /^Expected `redis.name` to be the name of the master/,
+    );
+    expect(messageOf({ redis: { sentinels: [], name: 'mymaster' } })).toBe(
+      'Expected `redis.sentinels` to be a non-empty array of { host, port? } (port 1-65535), got `[]`',
+    );
+    expect(messageOf({ redis: { sentinels: [{ host: '127.0.0.1', port: 0 }], name: 'm' } })).toBe(
+      'Expected `redis.sentinels` to be a non-empty array of { host, port? } (port 1-65535), got `[{"host":"127.0.0.1","port":0}]`',
+    );
+    expect(messageOf({ redis: { sentinels: '127.0.0.1:26379', name: 'm' } })).toMatch(
+      /^Expected `redis.sentinels` to be a non-empty array .*, got `"127.0.0.1:26379"` \(string\)$/,
+    );
+    // The port may be left to ioredis' default (26379).
+    expect(validateOptions({ redis: { sentinels: [{ host: 'sentinel.internal' }], name: 'm' } }).redis).toBeDefined();
+    // Plain ioredis options without Sentinel are ioredis' business, as before.
+    expect(validateOptions({ redis: { host: '127.0.0.1', port: 6380 } }).redis).toEqual({
+      host: '127.0.0.1',
+      port: 6380,
+    });
+  });
+
   it('turns the memory tier off with memory: false', () => {
     expect(validateOptions({ memory: false }).memory).toBe(false);
     expect(createCache({ memory: false }).stats().memory).toBeNull();

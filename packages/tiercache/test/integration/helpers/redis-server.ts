@@ -19,6 +19,11 @@ export interface StartRedisOptions {
   readonly args?: readonly string[];
   /** Longest wait for the first PING to answer, in ms. @default 10_000 */
   readonly readyTimeoutMs?: number;
+  /**
+   * A config file's text, written to `<dir>/redis.conf` and passed first: a sentinel (with `args: ['--sentinel']`)
+   * needs a file it can rewrite. The command-line settings above still apply over it.
+   */
+  readonly config?: string;
 }
 
 export interface RedisProcess {
@@ -203,16 +208,21 @@ class ManagedRedis implements RedisProcess {
   readonly dir: string;
   readonly #args: readonly string[];
   readonly #readyTimeoutMs: number;
+  readonly #configFile: string | undefined;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #stopped = false;
 
-  constructor(port: number, dir: string, args: readonly string[], readyTimeoutMs: number) {
+  constructor(port: number, dir: string, args: readonly string[], readyTimeoutMs: number, config?: string) {
     this.port = port;
     this.url = `redis://127.0.0.1:${port}`;
     this.dir = dir;
     this.#args = args;
     this.#readyTimeoutMs = readyTimeoutMs;
+    if (config !== undefined) {
+      this.#configFile = join(dir, 'redis.conf');
+      writeFileSync(this.#configFile, config);
+    }
   }
 
   get pid(): number {
@@ -228,6 +238,7 @@ class ManagedRedis implements RedisProcess {
     const child = spawn(
       'redis-server',
       [
+        ...(this.#configFile === undefined ? [] : [this.#configFile]),
         '--port',
         String(this.port),
         '--bind',
@@ -367,7 +378,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   const readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
   for (let attempt = 1; ; attempt++) {
     const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
-    const redis = new ManagedRedis(await freePort(), dir, args, readyTimeoutMs);
+    const redis = new ManagedRedis(await freePort(), dir, args, readyTimeoutMs, options.config);
     registry.add(redis);
     try {
       await redis.spawn();

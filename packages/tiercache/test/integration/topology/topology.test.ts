@@ -1,6 +1,6 @@
 /**
  * One suite, every Redis deployment: the core, resilience, coherence and write-strategy behaviours that the
- * single-server suites prove in depth, re-run on each topology (standalone, cluster; Sentinel joins TOPOLOGIES). Keys
+ * single-server suites prove in depth, re-run on each topology (standalone, cluster, sentinel). Keys
  * are spread over many hash slots on purpose. One deployment per topology for the whole file.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -1,0 +1,131 @@
+/**
+ * Failover of the server under the cache, measured from the SIGKILL: Sentinel here (reads, the cross-instance lock and
+ * invalidations between instances must work again within down-after + 3 s), the Cluster in failover-cluster.test.ts.
+ * Every probe loop is bounded in count and time and stops by itself; the processes are the file's own, on loopback.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCache } from 'tiercache';
+import type { Cache, CacheOptions } from 'tiercache';
+import { sendCommand, stopAllRedis } from './helpers/redis-server.js';
+import { startSentinelSet } from './helpers/redis-sentinel.js';
+import type { SentinelSet } from './helpers/redis-sentinel.js';
+import { sleep, trackUnhandledRejections, uniquePrefix, waitFor } from './helpers/support.js';
+
+const REDIS_MS = 100;
+/** How often a probe that failed is tried again. */
+const PROBE_EVERY_MS = 50;
+
+/** Runs `probe` until it reports success or `limitMs` after `from` has passed; resolves with the ms since `from`. */
+async function recoveredAfter(from: number, limitMs: number, probe: (attempt: number) => Promise<boolean>) {
+  for (let attempt = 0; Date.now() - from < limitMs; attempt++) {
+    if (await probe(attempt).catch(() => false)) return Date.now() - from;
+    await sleep(PROBE_EVERY_MS);
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+describe('a Sentinel failover (SIGKILL of the master)', () => {
+  let set: SentinelSet;
+  const caches: Cache[] = [];
+  let unhandled: ReturnType<typeof trackUnhandledRejections>;
+
+  beforeAll(async () => {
+    unhandled = trackUnhandledRejections();
+    set = await startSentinelSet();
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(caches.map((cache) => cache.close()));
+    unhandled.dispose();
+    await stopAllRedis();
+  });
+
+  function open(prefix: string, options: CacheOptions = {}): Cache {
+    const cache = createCache({
+      prefix,
+      redis: { sentinels: [...set.endpoints], name: set.name },
+      timeouts: { redisMs: REDIS_MS },
+      lock: { ttlMs: 2000, waitMs: 1500 },
+      ...options,
+    });
+    caches.push(cache);
+    return cache;
+  }
+
+  it('reads, the lock and invalidations across instances work again within down-after + 3 s', async () => {
+    const prefix = uniquePrefix('failover-sentinel');
+    const a = open(prefix, { writeErrors: 'throw' });
+    const b = open(prefix);
+    await waitFor('both caches to connect through the sentinels', () =>
+      [a, b].every((cache) => cache.stats().redis.state === 'ready'),
+    );
+    const events: string[] = [];
+    a.on('redis:down', ({ at }) => events.push(`down@${at}`));
+    a.on('redis:up', ({ at }) => events.push(`up@${at}`));
+
+    // Stored before the kill and replicated (WAIT), never read by B: B's first read of it must come from Redis.
+    await a.set('before', 'stored-before');
+    expect(Number(await sendCommand(set.master.port, ['WAIT', '1', '2000']))).toBe(1);
+
+    const killed = Date.now();
+    const failover = set.failover();
+    const limitMs = set.downAfterMs + 3000;
+
+    const reads = recoveredAfter(killed, limitMs + 2000, async () => {
+      const read = await b.getWithMeta<string>('before');
+      return read?.source === 'redis' && read.value === 'stored-before';
+    });
+
+    let lockLoads = 0;
+    const locks = recoveredAfter(killed, limitMs + 2000, async (attempt) => {
+      const key = `stampede:${attempt}`;
+      let calls = 0;
+      const loader = async () => {
+        calls++;
+        lockLoads++;
+        await sleep(150);
+        return `loaded-${attempt}`;
+      };
+      // 4 callers in each instance: one load per instance at most (single-flight), one in all only through the lock.
+      const values = await Promise.all([a, b, a, b, a, b, a, b].map((cache) => cache.getOrSet(key, loader)));
+      return calls === 1 && values.every((value) => value === `loaded-${attempt}`);
+    });
+
+    const bus = recoveredAfter(killed, limitMs + 2000, async (attempt) => {
+      const key = `bus:${attempt}`;
+      await a.set(key, 'old');
+      // B holds a copy in memory (read from Redis, then from memory) …
+      if ((await b.getWithMeta(key))?.source !== 'redis' || (await b.getWithMeta(key))?.source !== 'memory') {
+        return false;
+      }
+      await a.set(key, 'new');
+      // … which A's write, reaching Redis, must drop.
+      const deadline = Date.now() + 500;
+      while (Date.now() < deadline) {
+        if ((await b.getWithMeta(key))?.value === 'new') return true;
+        await sleep(10);
+      }
+      return false;
+    });
+
+    const [readMs, lockMs, busMs, { killedAt, promotedAt }] = await Promise.all([reads, locks, bus, failover]);
+    const promotedMs = promotedAt - killedAt;
+    const downAt = events.find((e) => e.startsWith('down@'));
+    const upAt = events.find((e) => e.startsWith('up@'));
+    console.log(
+      `sentinel failover: promoted after ${promotedMs} ms; reads back after ${readMs} ms, lock after ${lockMs} ms, ` +
+        `invalidations after ${busMs} ms (bound ${limitMs} ms); redis:down after ${downAt === undefined ? '-' : Number(downAt.slice(5)) - killed} ms, ` +
+        `redis:up after ${upAt === undefined ? '-' : Number(upAt.slice(3)) - killed} ms; loader calls in lock probes ${lockLoads}`,
+    );
+    expect(readMs).toBeLessThanOrEqual(limitMs);
+    expect(lockMs).toBeLessThanOrEqual(limitMs);
+    expect(busMs).toBeLessThanOrEqual(limitMs);
+    // The cache saw the outage and the recovery, in that order.
+    expect(downAt).toBeDefined();
+    expect(upAt).toBeDefined();
+    expect(events.indexOf(downAt ?? '')).toBeLessThan(events.indexOf(upAt ?? ''));
+    expect(a.stats().redis.state).toBe('ready');
+    expect(b.stats().redis.state).toBe('ready');
+    expect(unhandled.reasons).toEqual([]);
+  }, 40_000);
+});
