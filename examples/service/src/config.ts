@@ -37,6 +37,24 @@ const flag = z
 const optional = <T extends z.ZodType>(schema: T) =>
   z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
 
+/** `host:port,host:port` (IPv6 as `[::1]:7000`): Redis Cluster seed nodes or sentinels. */
+const endpoints = z
+  .string()
+  .trim()
+  .transform((raw, ctx) => {
+    const out: { host: string; port: number }[] = [];
+    for (const part of raw.split(',').map((p) => p.trim())) {
+      const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(part);
+      const port = Number(match?.[2]);
+      if (match === null || port < 1 || port > 65_535) {
+        ctx.addIssue({ code: 'custom', message: `expected host:port[,host:port…], got "${part}"` });
+        return z.NEVER;
+      }
+      out.push({ host: (match[1] as string).replace(/^\[|\]$/g, ''), port });
+    }
+    return out;
+  });
+
 export const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -44,6 +62,9 @@ export const EnvSchema = z.object({
   DATABASE_SCHEMA: optional(z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case SQL identifier')),
   PGLITE_DIR: optional(z.string().min(1)),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER_NODES: optional(endpoints),
+  REDIS_SENTINELS: optional(endpoints),
+  REDIS_SENTINEL_MASTER: optional(z.string().min(1)),
   CACHE_PREFIX: z.string().min(1).max(200).default('tiercache-demo:'),
   CACHE_DISABLED: optional(flag),
   CACHE_MEMORY: optional(flag),
@@ -63,6 +84,13 @@ export interface Config {
     | { readonly kind: 'postgres'; readonly url: string; readonly schema: string | undefined }
     | { readonly kind: 'pglite'; readonly dir: string };
   readonly redisUrl: string;
+  /** Where the cache's Redis is: one server (REDIS_URL), a Cluster (REDIS_CLUSTER_NODES) or behind Sentinel. */
+  readonly redis:
+    | { readonly kind: 'server'; readonly url: string }
+    | { readonly kind: 'cluster'; readonly nodes: readonly Endpoint[] }
+    | { readonly kind: 'sentinel'; readonly sentinels: readonly Endpoint[]; readonly name: string };
+  /** The Redis target as logs and /stats show it (no password). */
+  readonly redisTarget: string;
   readonly cachePrefix: string;
   readonly cacheDisabled: boolean;
   /** The in-process tier (CACHE_MEMORY=0 turns it off: every read goes to Redis, for the batching comparison). */
@@ -82,6 +110,11 @@ export interface Config {
   readonly logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -93,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid environment:\n${z.prettifyError(parsed.error)}`);
   }
   const e = parsed.data;
+  const redis = redisOf(e);
   return {
     port: e.PORT,
     host: e.HOST,
@@ -101,6 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? { kind: 'pglite', dir: e.PGLITE_DIR ?? `${SERVICE_DIR}.data/pglite` }
         : { kind: 'postgres', url: e.DATABASE_URL, schema: e.DATABASE_SCHEMA },
     redisUrl: e.REDIS_URL,
+    redis,
+    redisTarget: describeRedis(redis),
     cachePrefix: e.CACHE_PREFIX,
     cacheDisabled: e.CACHE_DISABLED ?? false,
     cacheMemory: e.CACHE_MEMORY ?? true,
@@ -113,4 +149,42 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     viewFlushEvery: e.VIEW_FLUSH_EVERY,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+function redisOf(e: z.infer<typeof EnvSchema>): Config['redis'] {
+  if (e.REDIS_CLUSTER_NODES !== undefined && e.REDIS_SENTINELS !== undefined) {
+    throw new ConfigError('Invalid environment: set REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both');
+  }
+  if (e.REDIS_CLUSTER_NODES !== undefined) return { kind: 'cluster', nodes: e.REDIS_CLUSTER_NODES };
+  if (e.REDIS_SENTINELS !== undefined) {
+    if (e.REDIS_SENTINEL_MASTER === undefined) {
+      throw new ConfigError('Invalid environment: REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the master group name');
+    }
+    return { kind: 'sentinel', sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_MASTER };
+  }
+  if (e.REDIS_SENTINEL_MASTER !== undefined) {
+    throw new ConfigError('Invalid environment: REDIS_SENTINEL_MASTER is set without REDIS_SENTINELS');
+  }
+  return { kind: 'server', url: e.REDIS_URL };
+}
+
+const hostPort = (endpoint: Endpoint): string =>
+  `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
+
+function describeRedis(redis: Config['redis']): string {
+  if (redis.kind === 'cluster') return `the Redis Cluster at ${redis.nodes.map(hostPort).join(',')}`;
+  if (redis.kind === 'sentinel')
+    return `master "${redis.name}" of the sentinels ${redis.sentinels.map(hostPort).join(',')}`;
+  return redactUrl(redis.url);
+}
+
+/** Shows a Redis URL without its password. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.href.replace(/\/$/, '');
+  } catch {
+    return '(unparseable URL)';
+  }
 }

@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { openDb } from './db/index.js';
 import { migrate } from './db/migrate.js';
 import { runNewsWorker } from './news/worker.js';
-import { createServiceCache, redactUrl } from './plugins/cache.js';
+import { createServiceCache } from './plugins/cache.js';
 
 try {
   const config = loadConfig();
@@ -16,7 +16,7 @@ try {
     await migrate(db);
     if (!config.cacheDisabled && !(await cache.ready('3s'))) {
       console.warn(
-        `Redis is not reachable at ${redactUrl(config.redisUrl)}: articles are stored, but the lists are not warmed (the API serves them from the database). Start Redis with \`redis-server --daemonize yes\`.`,
+        `Redis is not reachable at ${config.redisTarget}: articles are stored, but the lists are not warmed (the API serves them from the database). Start Redis with \`redis-server --daemonize yes\`.`,
       );
     }
     const started = performance.now();

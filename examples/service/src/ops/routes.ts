@@ -3,7 +3,6 @@ import { evictPlugin } from 'tiercache/http';
 import { DEV_INTERNAL_KEY } from '../config.js';
 import type { Config } from '../config.js';
 import { errorBody } from '../errors.js';
-import { redactUrl } from '../plugins/cache.js';
 
 export interface OpsOptions {
   readonly config: Config;
@@ -42,7 +41,7 @@ export const opsRoutes: FastifyPluginAsync<OpsOptions> = async (app, { config })
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
         dbQueries: app.db.totalQueries,
         db: app.db.kind,
-        redisUrl: redactUrl(config.redisUrl),
+        redisTarget: config.redisTarget,
         prefix: app.cache.prefix,
         cacheDisabled: config.cacheDisabled,
         /** p50/p99 in ms over the last 5 s (ops/metrics.ts); `latency` above runs since start. */

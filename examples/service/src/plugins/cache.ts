@@ -36,7 +36,7 @@ export function cacheOptions(config: Config): CacheOptions {
   return {
     prefix: config.cachePrefix,
     ttl: '5m',
-    redis: config.redisUrl,
+    redis: redisOption(config.redis),
     // The library's default with Redis, spelled out because the service depends on it: a write on one instance drops
     // the copy in every other instance's memory tier (test/two-instances.test.ts).
     bus: true,
@@ -44,6 +44,12 @@ export function cacheOptions(config: Config): CacheOptions {
     ...(config.cacheMemory ? {} : { memory: false as const }),
     ...(config.cacheBatching ? {} : { batching: false as const }),
   };
+}
+
+function redisOption(redis: Config['redis']): NonNullable<CacheOptions['redis']> {
+  if (redis.kind === 'cluster') return { cluster: redis.nodes.map((node) => ({ ...node })) };
+  if (redis.kind === 'sentinel') return { sentinels: redis.sentinels.map((s) => ({ ...s })), name: redis.name };
+  return redis.url;
 }
 
 export function createServiceCache(config: Config): Cache {
@@ -56,24 +62,13 @@ export function cacheStatus(cache: Cache): CacheStatus {
   return { redis: stats.redis.state, breaker, shared: stats.redis.state === 'ready' && breaker !== 'open' };
 }
 
-/** Shows a Redis URL without its password. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.href.replace(/\/$/, '');
-  } catch {
-    return '(unparseable URL)';
-  }
-}
-
 /**
  * Logs Redis going away once (with how to start it) and coming back once, from the cache's own `redis:down` and
  * `redis:up` events, instead of a line per failed command or reconnect attempt. The cache counts those; the dashboard
  * charts them. Commands that failed are logged at debug level.
  */
-export function watchRedis(cache: Cache, redisUrl: string, log: FastifyBaseLogger): () => void {
-  const where = redactUrl(redisUrl);
+/** `where`: the Redis target as config.redisTarget describes it (no password). */
+export function watchRedis(cache: Cache, where: string, log: FastifyBaseLogger): () => void {
   let wasUp = false;
   const stops = [
     cache.on('redis:down', ({ error }) => {
@@ -104,7 +99,7 @@ export interface CachePluginOptions {
 export const cachePlugin = fp<CachePluginOptions>(
   async (app, { config }) => {
     const cache = createServiceCache(config);
-    const unwatch = config.cacheDisabled ? () => {} : watchRedis(cache, config.redisUrl, app.log);
+    const unwatch = config.cacheDisabled ? () => {} : watchRedis(cache, config.redisTarget, app.log);
     if (config.cacheDisabled) app.log.warn('CACHE_DISABLED is set: every read goes to the database');
     app.decorate('cache', cache);
     app.decorate('cacheStatus', () => cacheStatus(cache));
