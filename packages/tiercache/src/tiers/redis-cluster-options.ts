@@ -20,7 +20,7 @@ export interface RedisClusterOptions {
   readonly cluster: readonly ClusterNodeAddress[] | string;
   /**
    * ioredis Cluster options (`redisOptions` for the per-node connections: password, TLS, …). tiercache overrides what
-   * makes a call fail fast: command timeout, no offline queue, no retry of a command in flight.
+   * makes a call fail fast: no offline queue, no retry of a command in flight; its own timeout bounds every call.
    */
   readonly options?: ClusterOptions;
 }
