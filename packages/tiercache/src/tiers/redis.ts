@@ -75,6 +75,14 @@ export class RedisTier implements RemoteTier {
   #lastError: unknown;
   readonly #statusListeners = new Set<StatusListener>();
   readonly #onClientEvent = (): void => this.#updateStatus();
+  /**
+   * ioredis opens a cluster node's connection on its first command, so the first call after `ready` would pay for
+   * connecting to every master inside its timeout (measured: 114 ms for a 20-key mget on 3 masters, past the default
+   * 100 ms). Each master's connection is opened as soon as the client learns of it instead.
+   */
+  readonly #openNode = (node: Redis): void => {
+    if (node.status === 'wait' && node.options.readOnly !== true) node.connect().catch(() => {});
+  };
   readonly #batches: RedisBatches;
   /** Write-behind queues and counters (strategies/). */
   readonly streams: RedisStrategyStore;
@@ -123,6 +131,10 @@ export class RedisTier implements RemoteTier {
     this.#client.defineCommand('tiercacheSetMany', { lua: SET_MANY });
     this.#batches = new RedisBatches(this.#client, (promise) => this.#bound(promise));
     this.streams = this.counters = new RedisStrategyStore(this.#client, (promise) => this.#bound(promise));
+    if (this.#client instanceof Cluster) {
+      this.#client.on('+node', this.#openNode);
+      for (const node of this.#client.nodes('master')) this.#openNode(node);
+    }
     this.#status = statusOf(this.#client.status);
     for (const event of ['connect', 'ready', 'close', 'end', 'reconnecting', 'connecting']) {
       this.#client.on(event, this.#onClientEvent);
@@ -463,6 +475,7 @@ export class RedisTier implements RemoteTier {
 
   async close(): Promise<void> {
     this.#client.off('error', this.#onError);
+    this.#client.off('+node', this.#openNode);
     for (const event of ['connect', 'ready', 'close', 'end', 'reconnecting', 'connecting']) {
       this.#client.off(event, this.#onClientEvent);
     }
