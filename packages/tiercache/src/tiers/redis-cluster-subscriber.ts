@@ -185,7 +185,7 @@ export class ClusterSubscriber implements SubscriberHandle {
   /** Links exactly the current masters; the bus rides on one of them. */
   #syncNodes(): void {
     if (this.#closed) return;
-    const masters = new Map(this.#cluster.nodes('master').map((conn) => [conn, true]));
+    const masters = new Set(this.#cluster.nodes('master'));
     for (const [address, link] of this.#links) {
       if (masters.has(link.conn)) continue;
       this.#links.delete(address);
@@ -193,7 +193,9 @@ export class ClusterSubscriber implements SubscriberHandle {
       void link.close();
     }
     const linked = new Set([...this.#links.values()].map((link) => link.conn));
-    for (const conn of masters.keys()) {
+    for (const conn of masters) {
+      // Without tracking only the bus needs a link, on any one master.
+      if (!this.options.tracking && this.#links.size > 0) break;
       if (linked.has(conn)) continue;
       const link = new NodeLink(conn, this);
       this.#links.set(link.address, link);
