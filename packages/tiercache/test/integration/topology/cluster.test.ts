@@ -210,6 +210,41 @@ describeRemoteTier('RedisTier on a Redis Cluster', async () => {
   return { tier, advance: (ms) => sleep(ms), now: () => Date.now(), close: () => tier.close() };
 });
 
+describe('a slot moved to another master (resharding)', () => {
+  it('both instances follow it: reads and writes work, a foreign DEL on the new owner still drops the copies', async () => {
+    const prefix = uniquePrefix('reshard');
+    const a = await open(prefix);
+    const b = await open(prefix);
+    for (const cache of [a, b]) cache.on('error', () => {});
+    await waitFor('tracking on in both', () => [a, b].every((cache) => cache.stats().bus?.tracking === true));
+    const key = `${prefix}moving`;
+    await a.set('moving', 'v1');
+    expect(await b.get('moving')).toBe('v1');
+    await waitFor('B to keep it in memory', async () => (await b.getWithMeta('moving'))?.source === 'memory');
+
+    const slot = String(await cluster.slotOf(key));
+    const from = await cluster.masterFor(key);
+    const to = (await cluster.masters()).find((master) => master.id !== from.id);
+    if (to === undefined) throw new Error('no other master');
+    await to.process.cli('CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id);
+    await from.process.cli('CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
+    const keys = (await from.process.cli('CLUSTER', 'GETKEYSINSLOT', slot, '1000')).split('\n').filter(Boolean);
+    expect(keys).toContain(key);
+    await from.process.cli('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
+    for (const master of await cluster.masters()) await master.process.cli('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+    await waitFor('every node to agree on the new owner', async () => (await cluster.masterFor(key)).port === to.port);
+
+    // B's copy survives the move (nothing changed the key); A's write through the new owner reaches it.
+    await a.set('moving', 'v2');
+    await waitFor('B to see v2', async () => (await b.get('moving')) === 'v2');
+    for (const cache of [a, b]) {
+      await waitFor('a copy in memory', async () => (await cache.getWithMeta('moving'))?.source === 'memory');
+    }
+    await raw.del(key);
+    for (const cache of [a, b]) await waitFor('the copy to go', async () => (await cache.get('moving')) === undefined);
+  }, 30_000);
+});
+
 describe('tracking after a failover', () => {
   it('B’s bus master is SIGKILLed: a foreign DEL on the promoted master drops two copies, and the bus still carries', async () => {
     const prefix = uniquePrefix('failover');
