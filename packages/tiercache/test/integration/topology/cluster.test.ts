@@ -7,7 +7,7 @@ import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCache } from 'tiercache';
+import { createCache, createCacheFromEnv } from 'tiercache';
 import type { Cache, CacheOptions } from 'tiercache';
 import { createEntry, encodeEntry } from '../../../src/entry.js';
 import { RedisTier } from '../../../src/tiers/redis.js';
@@ -94,6 +94,29 @@ async function crossSlotErrors(): Promise<number> {
 
 /** 300 keys whose slots cover the whole slot range (and all three masters). */
 const spread = Array.from({ length: 300 }, (_, i) => `key:${i}`);
+
+describe('a cluster from the environment', () => {
+  it('TIERCACHE_REDIS_CLUSTER_NODES connects a cache, and close() closes every connection it opened', async () => {
+    const connections = async (): Promise<number> => {
+      let total = 0;
+      for (const master of await cluster.masters()) {
+        total += (await master.process.cli('CLIENT', 'LIST')).split('\n').filter(Boolean).length;
+      }
+      return total;
+    };
+    const before = await connections();
+    const nodes = cluster.startupNodes.map((node) => `${node.host}:${node.port}`).join(',');
+    const cache = createCacheFromEnv({ TIERCACHE_REDIS_CLUSTER_NODES: nodes, TIERCACHE_PREFIX: uniquePrefix('env') });
+    await waitFor('the cache to connect', () => cache.stats().redis.state === 'ready');
+    await waitFor('tracking on', () => cache.stats().bus?.tracking === true);
+    await cache.set('k', 'v');
+    expect(await cache.getWithMeta('k', { skipMemory: true })).toMatchObject({ value: 'v', source: 'redis' });
+    // A data and a pub/sub connection per master at least (the one asking CLIENT LIST counts on both sides).
+    expect(await connections()).toBeGreaterThanOrEqual(before + 6);
+    await cache.close();
+    await waitFor('its connections to close', async () => (await connections()) <= before);
+  });
+});
 
 describe('no CROSSSLOT anywhere', () => {
   it('every public operation with 300 keys over all slots, memory on and off, raises no error', async () => {
