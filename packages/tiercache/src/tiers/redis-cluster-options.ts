@@ -54,7 +54,8 @@ export function parseClusterNodes(name: string, text: string): ClusterNodeAddres
 
 /** Whether a `redis` option is the node-list form (an object with a `cluster` field). */
 export function isClusterSpec(value: unknown): value is RedisClusterOptions {
-  return typeof value === 'object' && value !== null && 'cluster' in value;
+  // Own property only: an ioredis client has a `cluster` command method on its prototype.
+  return typeof value === 'object' && value !== null && Object.hasOwn(value, 'cluster');
 }
 
 /** Checks `redis: { cluster, options }` and returns it with the node list parsed. */
