@@ -16,11 +16,12 @@ import { w6 } from './workloads/w6-cross-process.js';
 import { w7absent, w7paused } from './workloads/w7-redis-down.js';
 import { w8 } from './workloads/w8-invalidation.js';
 import { w9 } from './workloads/w9-service-batching.js';
+import { c1 } from './workloads/c1-cluster-hit.js';
 
 export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_JSON = join(BENCH_DIR, 'results', 'latest.json');
 
-export const WORKLOADS: readonly Workload[] = [w1, w2, w2x64, w3, w4, w5, w6, w7paused, w7absent, w8, w9];
+export const WORKLOADS: readonly Workload[] = [w1, w2, w2x64, w3, w4, w5, w6, w7paused, w7absent, w8, w9, c1];
 
 export interface Settings {
   readonly slices: number;

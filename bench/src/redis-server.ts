@@ -64,14 +64,14 @@ export function killAllStarted(): void {
  * Starts a private redis-server on a free loopback port, without persistence, in its own temp dir. Retries on the
  * rare race where another process takes the port between our probe and the server's bind.
  */
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(args: readonly string[] = []): Promise<RedisServer> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'tiercache-bench-'));
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args],
       { stdio: 'ignore' },
     );
     live.add(child);

@@ -52,10 +52,14 @@ export function parseClusterNodes(name: string, text: string): ClusterNodeAddres
   });
 }
 
-/** Whether a `redis` option is the node-list form (an object with a `cluster` field). */
+/**
+ * Whether a `redis` option is the node-list form: a plain object with a `cluster` field (an ioredis client has a
+ * `cluster` method, the CLUSTER command, so only plain objects count).
+ */
 export function isClusterSpec(value: unknown): value is RedisClusterOptions {
-  // Own property only: an ioredis client has a `cluster` command method on its prototype.
-  return typeof value === 'object' && value !== null && Object.hasOwn(value, 'cluster');
+  if (typeof value !== 'object' || value === null || !('cluster' in value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 /** Checks `redis: { cluster, options }` and returns it with the node list parsed. */

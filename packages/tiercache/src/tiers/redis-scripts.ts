@@ -140,7 +140,6 @@ export interface TagPipeline {
   tiercacheTagAdd(tag: string, member: string, expiresAt: number, now: number): unknown;
   tiercacheTagPop(tag: string, now: number): unknown;
   tiercacheReadOrLock(...args: (string | number)[]): unknown;
-  tiercacheSetMany(...args: (string | number)[]): unknown;
 }
 
 export function loadedArgs(

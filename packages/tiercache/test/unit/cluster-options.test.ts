@@ -92,3 +92,15 @@ describe('TIERCACHE_REDIS_CLUSTER_NODES', () => {
     ).toThrow('Set `TIERCACHE_REDIS_URL` or `TIERCACHE_REDIS_CLUSTER_NODES`, not both');
   });
 });
+
+describe('telling a node list from a client', () => {
+  it('takes an ioredis client (which has a cluster() method) as a client, not as a node list', async () => {
+    const { Redis } = await import('ioredis');
+    const client = new Redis({ lazyConnect: true });
+    try {
+      expect(validateOptions({ redis: client }).redis).toBe(client);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
