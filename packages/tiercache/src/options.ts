@@ -56,7 +56,7 @@ export interface BatchingOptions {
 export interface BusOptions {
   /**
    * Also drop memory copies of keys that any other Redis client writes under the prefix (Redis ≥ 6 CLIENT TRACKING
-   * in broadcast mode, standalone Redis only).
+   * in broadcast mode; on Redis Cluster, on every master).
    * @default true
    */
   readonly tracking?: boolean;

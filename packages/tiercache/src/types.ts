@@ -170,7 +170,8 @@ export interface RemoteTier {
   openSubscriber?(options: SubscriberOptions): SubscriberHandle;
   /**
    * Server-assisted invalidation: every foreign write under `prefix` is reported to the subscriber `redirectId`.
-   * Resolves false where the tier cannot (a cluster, for now).
+   * Resolves false where the tier does not work this way (a cluster: its subscriber tracks every master itself and
+   * reports through `onTrackingActive`).
    */
   enableTracking?(redirectId: number, prefix: string): Promise<boolean>;
   /** Write-behind queues (Streams); absent where the tier has none (then queues are kept in process memory). */

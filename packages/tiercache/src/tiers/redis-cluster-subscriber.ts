@@ -35,6 +35,8 @@ class NodeLink {
   #subId: string | undefined;
   #closed = false;
   #pinging = false;
+  /** Counts the subscription's connections: a set-up begun on an earlier one must not mark this one tracked. */
+  #connection = 0;
   /** The data connection connects lazily (on our first command); only a later `ready` means it lost its state. */
   #connWasReady: boolean;
   readonly #onConnClose = (): void => this.#untrack();
@@ -59,6 +61,7 @@ class NodeLink {
     this.#sub.on('messageBuffer', (channel: Buffer, message: unknown) => deliver(owner.options, channel, message));
     this.#sub.on('ready', () => void this.#setUp());
     this.#sub.on('close', () => {
+      this.#connection++;
       this.#busSubscribed = false;
       this.#invalidateSubscribed = false;
       this.#subId = undefined;
@@ -89,6 +92,7 @@ class NodeLink {
   async #setUp(): Promise<void> {
     const { options } = this.#owner;
     if (this.#closed || this.#sub.status !== 'ready') return;
+    const connection = this.#connection;
     try {
       // Before the first SUBSCRIBE of this connection: a RESP2 connection in subscriber mode runs nothing else.
       if (options.tracking && this.#subId === undefined) this.#subId = String(await this.#sub.client('ID'));
@@ -110,7 +114,7 @@ class NodeLink {
         .call('CLIENT', 'TRACKING', 'on', 'REDIRECT', id, 'BCAST', 'PREFIX', this.#owner.options.storedPrefix, 'NOLOOP')
         .exec();
       for (const [error] of replies ?? [[new Error('empty pipeline reply')]]) if (error) throw error;
-      if (this.#closed || this.#sub.status !== 'ready' || this.conn.status !== 'ready') return;
+      if (this.#closed || connection !== this.#connection || this.conn.status !== 'ready') return;
       this.tracked = true;
       this.#owner.changed(true);
     } catch (error) {
@@ -118,9 +122,12 @@ class NodeLink {
     }
   }
 
-  /** PINGs the subscription; a silent one is dropped (it reconnects and sets up again). Resolves whether it answered. */
-  async ping(timeoutMs: number): Promise<boolean> {
-    if (this.#closed || this.#pinging || this.#sub.status !== 'ready') return this.#sub.status === 'ready';
+  /**
+   * PINGs the subscription; a silent one is dropped (it reconnects and sets up again). Resolves whether it answered,
+   * or undefined when it was not asked (not connected, or a PING still out), as the standalone subscriber does.
+   */
+  async ping(timeoutMs: number): Promise<boolean | undefined> {
+    if (this.#closed || this.#pinging || this.#sub.status !== 'ready') return undefined;
     this.#pinging = true;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -185,7 +192,7 @@ export class ClusterSubscriber implements SubscriberHandle {
   /** Links exactly the current masters; the bus rides on one of them. */
   #syncNodes(): void {
     if (this.#closed) return;
-    const masters = new Map(this.#cluster.nodes('master').map((conn) => [conn, true]));
+    const masters = new Set(this.#cluster.nodes('master'));
     for (const [address, link] of this.#links) {
       if (masters.has(link.conn)) continue;
       this.#links.delete(address);
@@ -193,7 +200,9 @@ export class ClusterSubscriber implements SubscriberHandle {
       void link.close();
     }
     const linked = new Set([...this.#links.values()].map((link) => link.conn));
-    for (const conn of masters.keys()) {
+    for (const conn of masters) {
+      // Without tracking only the bus needs a link, on any one master.
+      if (!this.options.tracking && this.#links.size > 0) break;
       if (linked.has(conn)) continue;
       const link = new NodeLink(conn, this);
       this.#links.set(link.address, link);

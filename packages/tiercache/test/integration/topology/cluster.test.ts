@@ -7,7 +7,7 @@ import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCache } from 'tiercache';
+import { createCache, createCacheFromEnv } from 'tiercache';
 import type { Cache, CacheOptions } from 'tiercache';
 import { createEntry, encodeEntry } from '../../../src/entry.js';
 import { RedisTier } from '../../../src/tiers/redis.js';
@@ -94,6 +94,29 @@ async function crossSlotErrors(): Promise<number> {
 
 /** 300 keys whose slots cover the whole slot range (and all three masters). */
 const spread = Array.from({ length: 300 }, (_, i) => `key:${i}`);
+
+describe('a cluster from the environment', () => {
+  it('TIERCACHE_REDIS_CLUSTER_NODES connects a cache, and close() closes every connection it opened', async () => {
+    const connections = async (): Promise<number> => {
+      let total = 0;
+      for (const master of await cluster.masters()) {
+        total += (await master.process.cli('CLIENT', 'LIST')).split('\n').filter(Boolean).length;
+      }
+      return total;
+    };
+    const before = await connections();
+    const nodes = cluster.startupNodes.map((node) => `${node.host}:${node.port}`).join(',');
+    const cache = createCacheFromEnv({ TIERCACHE_REDIS_CLUSTER_NODES: nodes, TIERCACHE_PREFIX: uniquePrefix('env') });
+    await waitFor('the cache to connect', () => cache.stats().redis.state === 'ready');
+    await waitFor('tracking on', () => cache.stats().bus?.tracking === true);
+    await cache.set('k', 'v');
+    expect(await cache.getWithMeta('k', { skipMemory: true })).toMatchObject({ value: 'v', source: 'redis' });
+    // A data and a pub/sub connection per master at least (the one asking CLIENT LIST counts on both sides).
+    expect(await connections()).toBeGreaterThanOrEqual(before + 6);
+    await cache.close();
+    await waitFor('its connections to close', async () => (await connections()) <= before);
+  });
+});
 
 describe('no CROSSSLOT anywhere', () => {
   it('every public operation with 300 keys over all slots, memory on and off, raises no error', async () => {
@@ -208,6 +231,41 @@ describeRemoteTier('RedisTier on a Redis Cluster', async () => {
   const tier = new RedisTier({ cluster: cluster.startupNodes }, { timeoutMs: 1000, onConnectionError: () => {} });
   await waitFor('the tier to connect', () => tier.status === 'ready');
   return { tier, advance: (ms) => sleep(ms), now: () => Date.now(), close: () => tier.close() };
+});
+
+describe('a slot moved to another master (resharding)', () => {
+  it('both instances follow it: reads and writes work, a foreign DEL on the new owner still drops the copies', async () => {
+    const prefix = uniquePrefix('reshard');
+    const a = await open(prefix);
+    const b = await open(prefix);
+    for (const cache of [a, b]) cache.on('error', () => {});
+    await waitFor('tracking on in both', () => [a, b].every((cache) => cache.stats().bus?.tracking === true));
+    const key = `${prefix}moving`;
+    await a.set('moving', 'v1');
+    expect(await b.get('moving')).toBe('v1');
+    await waitFor('B to keep it in memory', async () => (await b.getWithMeta('moving'))?.source === 'memory');
+
+    const slot = String(await cluster.slotOf(key));
+    const from = await cluster.masterFor(key);
+    const to = (await cluster.masters()).find((master) => master.id !== from.id);
+    if (to === undefined) throw new Error('no other master');
+    await to.process.cli('CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id);
+    await from.process.cli('CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
+    const keys = (await from.process.cli('CLUSTER', 'GETKEYSINSLOT', slot, '1000')).split('\n').filter(Boolean);
+    expect(keys).toContain(key);
+    await from.process.cli('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
+    for (const master of await cluster.masters()) await master.process.cli('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+    await waitFor('every node to agree on the new owner', async () => (await cluster.masterFor(key)).port === to.port);
+
+    // B's copy survives the move (nothing changed the key); A's write through the new owner reaches it.
+    await a.set('moving', 'v2');
+    await waitFor('B to see v2', async () => (await b.get('moving')) === 'v2');
+    for (const cache of [a, b]) {
+      await waitFor('a copy in memory', async () => (await cache.getWithMeta('moving'))?.source === 'memory');
+    }
+    await raw.del(key);
+    for (const cache of [a, b]) await waitFor('the copy to go', async () => (await cache.get('moving')) === undefined);
+  }, 30_000);
 });
 
 describe('tracking after a failover', () => {
