@@ -4,6 +4,7 @@
  * sweep, stopped by pid). `startSentinelSet()` resolves once every sentinel knows the master, the replica and the two
  * other sentinels, so a failover test starts from a set that can actually fail over.
  */
+import { Redis } from 'ioredis';
 import { startRedis } from './redis-server.js';
 import type { RedisProcess } from './redis-server.js';
 import { sleep } from './support.js';
@@ -36,6 +37,14 @@ export interface SentinelFailover {
   readonly old: RedisProcess;
 }
 
+export interface SentinelKill {
+  /** When the master was SIGKILLed (`Date.now()`). */
+  readonly killedAt: number;
+  /** Resolves with the time the sentinels first all named the replica as master (polled every 20 ms). */
+  readonly promoted: Promise<number>;
+  readonly old: RedisProcess;
+}
+
 export interface SentinelSet {
   readonly name: string;
   readonly downAfterMs: number;
@@ -50,6 +59,8 @@ export interface SentinelSet {
   masterPort(): Promise<number | undefined>;
   /** SIGKILLs the current master and resolves once the sentinels name the replica as master. */
   failover(): Promise<SentinelFailover>;
+  /** SIGKILLs the current master and resolves right after, with the promotion still to come (to probe in between). */
+  killMaster(): Promise<SentinelKill>;
   /** Stops the five processes (safe to call twice). */
   stop(): Promise<void>;
 }
@@ -88,6 +99,13 @@ function sentinelConfig(name: string, masterPort: number, options: Required<Sent
     `sentinel parallel-syncs ${name} 1`,
     '',
   ].join('\n');
+}
+
+async function sentinelClient(port: number): Promise<Redis> {
+  const client = new Redis({ host: HOST, port, lazyConnect: true, retryStrategy: () => null, commandTimeout: 1000 });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
 }
 
 async function linkUp(replica: RedisProcess): Promise<boolean> {
@@ -166,21 +184,39 @@ class ManagedSentinelSet implements SentinelSet {
   }
 
   async failover(): Promise<SentinelFailover> {
+    const { killedAt, promoted, old } = await this.killMaster();
+    return { killedAt, promotedAt: await promoted, old };
+  }
+
+  async killMaster(): Promise<SentinelKill> {
     const old = this.#master;
     const next = this.servers.find((server) => server !== old && server.running);
     if (next === undefined) throw new Error('Sentinel set: no replica left to fail over to');
-    await old.kill('SIGKILL');
+    // One connection per sentinel, opened before the kill: polling with redis-cli would spawn 150 processes a second
+    // on the machine whose failover is being timed.
+    const clients = await Promise.all(this.sentinels.map((s) => sentinelClient(s.port)));
+    try {
+      await old.kill('SIGKILL');
+    } catch (error) {
+      for (const client of clients) client.disconnect();
+      throw error;
+    }
     const killedAt = Date.now();
     // Every sentinel, not just one: a client may ask any of them.
-    await until(`the sentinels to promote port ${next.port}`, this.#timeoutMs, async () => {
+    const promoted = until(`the sentinels to promote port ${next.port}`, this.#timeoutMs, async () => {
       const answers = await Promise.all(
-        this.sentinels.map((s) => s.cli('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.name)),
+        clients.map((c) => c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.name) as Promise<unknown>),
       );
-      return answers.every((answer) => answer.split('\n')[1] === String(next.port));
-    });
-    const promotedAt = Date.now();
-    this.#master = next;
-    return { killedAt, promotedAt, old };
+      return answers.every((answer) => Array.isArray(answer) && String(answer[1]) === String(next.port));
+    })
+      .then(() => {
+        this.#master = next;
+        return Date.now();
+      })
+      .finally(() => {
+        for (const client of clients) client.disconnect();
+      });
+    return { killedAt, promoted, old };
   }
 
   async stop(): Promise<void> {
