@@ -45,8 +45,14 @@ const nestExample = /\/examples\/nestjs\/(src|test)\/.*\.ts$/;
 // The seeds' snippets (docs/from-the-seeds.md) use standard decorators, as the root tsconfig compiles them.
 const seedSnippets = /\/examples\/seeds\/.*\.ts$/;
 
-/** Kill masters under load and time the recovery (see the `failover` project). */
-const FAILOVER_SUITES = 'packages/tiercache/test/integration/failover*.test.ts';
+/**
+ * Kill masters under load and time the recovery, and the cluster suite that loads 100 000 keys (see the `failover`
+ * project): each runs alone, so neither skews the timing bounds of a suite beside it.
+ */
+const FAILOVER_SUITES = [
+  'packages/tiercache/test/integration/failover*.test.ts',
+  'packages/tiercache/test/integration/topology/cluster.test.ts',
+];
 
 export default defineConfig({
   test: {
@@ -90,7 +96,7 @@ export default defineConfig({
           // Projects run one after another (unit first); each sets its own parallelism.
           sequence: { groupOrder: 1 },
           include: ['packages/tiercache/test/integration/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, FAILOVER_SUITES],
+          exclude: [...configDefaults.exclude, ...FAILOVER_SUITES],
           environment: 'node',
           testTimeout: 30_000,
           hookTimeout: 30_000,
@@ -116,9 +122,10 @@ export default defineConfig({
         test: {
           name: 'failover',
           // Last and one file at a time: their bounds (a p99 within the Redis timeout + 5 ms while a master dies, a
-          // promotion's timing) measure the cache, not a 100 000-key suite running on the other core.
+          // promotion's timing) measure the cache, not a 100 000-key suite running on the other core, and that suite
+          // does not slow the integration project's own timed tests (once: an outage p99 of 192 ms against 175).
           sequence: { groupOrder: 4 },
-          include: [FAILOVER_SUITES],
+          include: FAILOVER_SUITES,
           environment: 'node',
           testTimeout: 60_000,
           hookTimeout: 60_000,
