@@ -175,7 +175,8 @@ export function createCache(options: CacheOptions = {}): Cache {
           limits: resolved.batching,
           lockTtlMs,
           // Without memory there is no copy for an echo to drop; without tracking no echo comes back.
-          scripted: () => memory === undefined || !coherence.trackingActive,
+          // With tracking on or being set up, plain SETs: NOLOOP keeps their invalidations from our own copies.
+          scripted: () => memory === undefined || !(coherence.trackingActive || coherence.trackingWanted),
           report,
           instruments,
         });

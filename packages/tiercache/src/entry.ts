@@ -86,6 +86,13 @@ export function storedFreshAt(encoded: string | null | undefined, now: number): 
   return expires !== undefined && Number(expires) > now;
 }
 
+/** The `c` (created at) of a stored entry, read off its header; undefined for anything else. */
+export function storedCreatedAt(encoded: string | null | undefined): number | undefined {
+  if (typeof encoded !== 'string') return undefined;
+  const created = /^\{"v":\d+,"k":\d,"c":(\d+)/.exec(encoded)?.[1];
+  return created === undefined ? undefined : Number(created);
+}
+
 /** Whether a string's UTF-8 size exceeds `max`, without a scan in the common cases (length ≤ bytes ≤ 3 × length). */
 export function exceedsBytes(encoded: string, max: number): boolean {
   if (encoded.length * 3 <= max) return false;

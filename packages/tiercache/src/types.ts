@@ -27,6 +27,8 @@ export interface MemoryTier<V> {
   /** Drops every key that starts with `prefix` and whose value matches. */
   deleteWhere(prefix: string, matches: (value: V) => boolean): number;
   clear(): void;
+  /** Every full key with its value (fresh or not): for the one check of start-up copies against Redis. */
+  list(): readonly (readonly [string, V])[];
   readonly entries: number;
   readonly bytes: number;
 }

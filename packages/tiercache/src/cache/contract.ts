@@ -124,7 +124,9 @@ export interface Cache {
   health(): CacheHealth;
   /**
    * Resolves true once Redis is connected, or false after `timeout` (default the Redis timeout × 10): for startup
-   * logs and readiness probes. Never needed for correctness — the cache works, degraded, before Redis answers.
+   * logs and readiness probes. With tracking on (the default with memory and the bus) it also waits, within the
+   * same timeout, until other instances' writes reach this memory tier. Never needed for correctness — the cache
+   * works, degraded, before Redis answers, and memory copies kept before tracking came on are dropped when it does.
    */
   ready(timeout?: Duration): Promise<boolean>;
   on<E extends keyof CacheEvents>(event: E, listener: Listener<E>): Disposer;

@@ -350,8 +350,14 @@ export class TierCache implements Cache {
 
   async ready(timeout?: Duration): Promise<boolean> {
     const ms = timeout === undefined ? this.#parts.options.redisTimeoutMs * 10 : toMs('timeout', timeout);
-    const accessor = this.#parts.accessor;
-    return accessor === undefined ? true : accessor.ready(ms);
+    const { accessor, coherence } = this.#parts;
+    if (accessor === undefined) return true;
+    const started = performance.now();
+    if (!(await accessor.ready(ms))) return false;
+    // With tracking configured, ready also means other instances' writes reach this memory tier: copies kept from
+    // now on are invalidated, and the start-up flush is behind us. Connected is what it answers, though.
+    if (coherence.trackingWanted) await coherence.whenTracking(ms - (performance.now() - started));
+    return true;
   }
 
   stats(): CacheStats {

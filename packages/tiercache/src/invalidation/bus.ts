@@ -124,10 +124,26 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
   if (tier.openSubscriber === undefined) return undefined;
   const tracking = wiring.tracking && tier.enableTracking !== undefined;
   let subscriberId: number | undefined;
-  // 'never' until tracking first comes on: from then on (or after a failed attempt), memory is flushed every time it
-  // comes on, since writes made while it was off were reported to nobody here (the other instances, tracking, do not
-  // publish key messages).
+  // Writes made while tracking was off were reported to nobody here (the other instances, tracking, publish no key
+  // messages). So when it comes on memory is flushed, or, the first time (the start-up, not a lost connection), each
+  // copy kept so far is checked against Redis in one read and kept only if Redis still holds the entry it was made
+  // from: a fresh instance's first copies survive, a stale one does not.
   let trackingHistory: 'never' | 'failed' | 'was-on' = 'never';
+  coherence.trackingWanted = tracking;
+  const cameOn = (): void => {
+    if (trackingHistory === 'never') {
+      const checked = coherence.copiesToCheck();
+      if (checked.keys.length > 0) {
+        wiring.tasks.track(
+          tier.getMany(checked.keys).then(
+            (current) => coherence.dropChanged(checked, current),
+            () => coherence.flushMemory(false),
+          ),
+        );
+      }
+    } else coherence.flushMemory();
+    trackingHistory = 'was-on';
+  };
   let enabling = false;
   // Set once the tier reports tracking itself (a cluster's per-master redirects): it alone then says whether it is on,
   // and its subscriber flushes memory when a node's tracking comes back.
@@ -143,8 +159,7 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
       (enabled) => {
         enabling = false;
         if (!enabled || subscriberId !== id) return;
-        if (trackingHistory !== 'never') coherence.flushMemory();
-        trackingHistory = 'was-on';
+        cameOn();
         coherence.trackingActive = true;
       },
       () => {
@@ -184,6 +199,8 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
     trackingPrefix: wiring.root,
     onTrackingActive: (active) => {
       selfTracked = true;
+      // The tier flushes when tracking comes back; the first time is ours (see cameOn).
+      if (active && trackingHistory === 'never') cameOn();
       coherence.trackingActive = active;
     },
     heartbeatMs: wiring.heartbeatMs,

@@ -6,6 +6,7 @@
  */
 import { counted } from '../observability/channels.js';
 import { performance } from 'node:perf_hooks';
+import { storedCreatedAt } from '../entry.js';
 import type { Entry } from '../entry.js';
 import type { Counters } from '../observability/stats.js';
 import type { MemoryTier } from '../types.js';
@@ -48,8 +49,38 @@ export class Coherence {
    */
   readonly #loads = new Map<string, LoadMark>();
   readonly #echoes = new Map<string, Echo>();
+  #trackingActive = false;
+  readonly #trackingWaiters = new Set<() => void>();
+  /**
+   * Tracking is configured (bus on, `bus.tracking`): set before it is active. Our own script writes then expect their
+   * echo from the start, since the echo of a write sent just after CLIENT TRACKING arrives before its reply says so
+   * (a missed expectation dropped the copy just written); an expected echo that never comes expires.
+   */
+  trackingWanted = false;
+
   /** Redis is sending this instance every foreign write under the prefix (so key messages need not be published). */
-  trackingActive = false;
+  get trackingActive(): boolean {
+    return this.#trackingActive;
+  }
+
+  set trackingActive(active: boolean) {
+    this.#trackingActive = active;
+    if (active) for (const wake of [...this.#trackingWaiters]) wake();
+  }
+
+  /** Resolves true once tracking is active, or false after `ms` (for `ready()`). */
+  whenTracking(ms: number): Promise<boolean> {
+    if (this.#trackingActive) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#trackingWaiters.delete(done);
+        resolve(this.#trackingActive);
+      };
+      const timer = setTimeout(done, Math.max(1, ms));
+      this.#trackingWaiters.add(done);
+    });
+  }
   /** The subscriber connection is subscribed (bus messages and tracking invalidations can arrive). */
   subscriberReady = false;
 
@@ -127,10 +158,46 @@ export class Coherence {
     for (const fullKey of [...this.#loads.keys()]) if (fullKey.startsWith(prefix)) this.#loads.delete(fullKey);
   }
 
+  /**
+   * Tracking just came on for the first time. Copies kept before it may be stale (a writer whose own tracking is on
+   * publishes no key messages, so a foreign write made while this instance was starting reached nobody here). Returns
+   * them, with the entry each was made from, for one check against Redis; reads in flight keep nothing (the epoch).
+   */
+  copiesToCheck(): { readonly keys: readonly string[]; readonly createdAt: readonly number[] } {
+    this.#epoch++;
+    const keys: string[] = [];
+    const createdAt: number[] = [];
+    for (const [key, entry] of this.#memory?.list() ?? []) {
+      keys.push(key);
+      createdAt.push(entry.createdAt);
+    }
+    return { keys, createdAt };
+  }
+
+  /** The check's answer: a copy stays only if Redis still holds the entry it was made from. */
+  dropChanged(
+    checked: { readonly keys: readonly string[]; readonly createdAt: readonly number[] },
+    current: readonly (string | null | undefined)[],
+  ): void {
+    const memory = this.#memory;
+    if (memory === undefined) return;
+    const live = new Map(memory.list());
+    checked.keys.forEach((key, i) => {
+      const created = checked.createdAt[i];
+      if (storedCreatedAt(current[i]) === created) return;
+      // Only the copy that was checked: one made since (a read or a write here) is not this one's to drop.
+      if (live.get(key)?.createdAt !== created) return;
+      memory.delete(key);
+      this.supersede(key);
+    });
+  }
+
   /** Invalidations may have been missed (the subscriber was down or silent): nothing in memory can be trusted. */
-  flushMemory(): void {
-    this.#counters.busResets++;
-    counted(this.#counters.prefix, 'busResets');
+  flushMemory(reset = true): void {
+    if (reset) {
+      this.#counters.busResets++;
+      counted(this.#counters.prefix, 'busResets');
+    }
     this.#epoch++;
     this.#memory?.clear();
     this.#loads.clear();
@@ -140,7 +207,7 @@ export class Coherence {
 
   /** Our own script is about to write `value` at `fullKey`: its tracking invalidation will come back to us. */
   expectEcho(fullKey: string, value: string): void {
-    if (!this.trackingActive) return;
+    if (!this.#trackingActive && !this.trackingWanted) return;
     const now = performance.now();
     if (this.#echoes.size > MAX_ECHOES) {
       for (const [key, echo] of this.#echoes) if (echo.until < now) this.#echoes.delete(key);

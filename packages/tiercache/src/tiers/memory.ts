@@ -14,6 +14,7 @@ interface Slot<V> {
 export class LruMemoryTier<V> implements MemoryTier<V> {
   readonly #lru: LRUCache<string, Slot<V>>;
   readonly #rootLength: number;
+  readonly #root: string;
 
   /**
    * `root`: the prefix every key starts with (the cache's prefix). Keys are stored without it, so the hot path can
@@ -21,7 +22,8 @@ export class LruMemoryTier<V> implements MemoryTier<V> {
    */
   constructor(options: { readonly maxEntries: number; readonly maxBytes: number; readonly root?: string }) {
     this.#lru = new LRUCache<string, Slot<V>>({ max: options.maxEntries, maxSize: options.maxBytes });
-    this.#rootLength = options.root?.length ?? 0;
+    this.#root = options.root ?? '';
+    this.#rootLength = this.#root.length;
   }
 
   get(key: string, now: number): V | undefined {
@@ -77,6 +79,10 @@ export class LruMemoryTier<V> implements MemoryTier<V> {
 
   clear(): void {
     this.#lru.clear();
+  }
+
+  list(): readonly (readonly [string, V])[] {
+    return [...this.#lru.entries()].map(([key, slot]) => [this.#root + key, slot.value] as const);
   }
 
   get entries(): number {

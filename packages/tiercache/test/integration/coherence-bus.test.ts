@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CacheOptions } from 'tiercache';
-import { sleep, uniquePrefix, waitFor } from './helpers/support.js';
+import { createCache } from 'tiercache';
+import { rawClient, sleep, uniquePrefix, waitFor } from './helpers/support.js';
 import { useRedis } from './helpers/fixture.js';
 
 const fixture = useRedis();
@@ -241,5 +242,54 @@ describe('tracking that could not be switched on', () => {
     } finally {
       await fixture.raw.call('ACL', 'DELUSER', 'coherence');
     }
+  });
+});
+
+describe('tracking that comes on late (a start-up slower than the first reads)', () => {
+  it('ready() resolves once other instances’ writes reach this memory tier (tracking on), not just once connected', async () => {
+    const cache = fixture.track(createCache({ prefix: uniquePrefix('ready-tracking'), redis: fixture.redis.url }));
+    expect(await cache.ready('5s')).toBe(true);
+    expect(cache.stats().bus?.tracking).toBe(true);
+  });
+
+  it('checks the copies kept before it against Redis: a changed one is dropped, an unchanged one stays', async () => {
+    const prefix = uniquePrefix('late-tracking');
+    const a = await open(prefix);
+    await waitFor('A to track', () => a.stats().bus?.tracking === true);
+    await a.set('changed', 'v1');
+    await a.set('same', 'kept');
+
+    // B's data connection holds its tracking pipeline until the gate opens: a start-up whose CLIENT TRACKING is slow.
+    const client = await rawClient(fixture.redis.port);
+    let open_: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (open_ = resolve));
+    const pipeline = client.pipeline.bind(client);
+    client.pipeline = ((...args: Parameters<typeof client.pipeline>) => {
+      const p = pipeline(...args);
+      const exec = p.exec.bind(p);
+      p.exec = (async () => {
+        await gate;
+        return exec();
+      }) as typeof p.exec;
+      return p;
+    }) as typeof client.pipeline;
+    const b = fixture.track(createCache({ prefix, redis: client }));
+    expect(await b.get('changed')).toBe('v1');
+    expect(await b.get('same')).toBe('kept');
+    expect(await b.getWithMeta('changed')).toMatchObject({ source: 'memory' });
+    expect(b.stats().bus?.tracking).toBe(false);
+
+    // A tracks, so it publishes no key message: nothing can tell B yet.
+    await a.set('changed', 'v2');
+    await sleep(50);
+    expect(await b.getWithMeta('changed')).toMatchObject({ value: 'v1', source: 'memory' });
+
+    const resetsBefore = b.stats().bus?.resets ?? 0;
+    open_();
+    await waitFor('B to track', () => b.stats().bus?.tracking === true);
+    await waitFor('B to drop its changed copy', async () => (await b.get('changed')) === 'v2');
+    expect(await b.getWithMeta('same')).toMatchObject({ value: 'kept', source: 'memory' });
+    // A start-up, not a lost connection: no reset counted.
+    expect(b.stats().bus?.resets ?? 0).toBe(resetsBefore);
   });
 });
