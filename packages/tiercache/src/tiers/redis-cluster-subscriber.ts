@@ -8,7 +8,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { SubscriberHandle, SubscriberOptions } from '../types.js';
-import { reconnectDelay } from './redis-connection.js';
+import { reconnectDelay, switchTrackingOn } from './redis-connection.js';
 import { INVALIDATE_CHANNEL, deliver } from './redis-subscriber.js';
 import { withTimeout } from './errors.js';
 
@@ -111,26 +111,9 @@ class NodeLink {
         this.#owner.busSubscribed();
       }
       if (!options.tracking || this.#closed) return;
-      const replies = await withTimeout(
-        this.conn
-          .pipeline()
-          .call('CLIENT', 'TRACKING', 'off')
-          .call(
-            'CLIENT',
-            'TRACKING',
-            'on',
-            'REDIRECT',
-            id,
-            'BCAST',
-            'PREFIX',
-            this.#owner.options.storedPrefix,
-            'NOLOOP',
-          )
-          .exec(),
-        options.timeoutMs,
-        () => new Error('CLIENT TRACKING timed out'),
+      await switchTrackingOn(this.conn, id, this.#owner.options.storedPrefix, (p) =>
+        withTimeout(p, options.timeoutMs, () => new Error('CLIENT TRACKING timed out')),
       );
-      for (const [error] of replies ?? [[new Error('empty pipeline reply')]]) if (error) throw error;
       if (this.#closed || connection !== this.#connection || this.conn.status !== 'ready') return;
       this.tracked = true;
       this.#owner.changed(true);

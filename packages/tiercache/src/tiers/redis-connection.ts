@@ -125,3 +125,25 @@ export function repliesOf(results: [Error | null, unknown][] | null, count: numb
   for (let i = out.length; i < count; i++) out.push([new Error('missing pipeline reply'), undefined]);
   return out;
 }
+
+/**
+ * Points a data connection's client-side tracking at a subscriber connection, in one round trip: `OFF` first (a
+ * connection still tracking for a gone subscriber is refused a second `ON` for the same prefix), then `ON` in BCAST
+ * mode for `prefix`, redirected to `redirectId`, with NOLOOP. `bound` applies the caller's timeout. Throws what failed.
+ */
+export async function switchTrackingOn(
+  connection: Redis,
+  redirectId: string,
+  prefix: string,
+  bound: <T>(promise: Promise<T>) => Promise<T>,
+): Promise<void> {
+  const replies = await bound(
+    connection
+      .pipeline()
+      .call('CLIENT', 'TRACKING', 'off')
+      .call('CLIENT', 'TRACKING', 'on', 'REDIRECT', redirectId, 'BCAST', 'PREFIX', prefix, 'NOLOOP')
+      .exec(),
+  );
+  if (replies === null || replies.length !== 2) throw new Error('empty pipeline reply');
+  for (const [error] of replies) if (error) throw error;
+}

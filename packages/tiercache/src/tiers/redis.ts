@@ -29,7 +29,7 @@ import { RedisBatches } from './redis-batch.js';
 import { unlinkByPrefix, unlinkMany } from './redis-delete.js';
 import type { DeleteContext } from './redis-delete.js';
 import { RedisStrategyStore } from './redis-strategies.js';
-import { failFastOptions, isClient, statusOf } from './redis-connection.js';
+import { failFastOptions, isClient, statusOf, switchTrackingOn } from './redis-connection.js';
 import { clusterFailFastOptions, isClusterSpec, validateClusterSpec } from './redis-cluster-options.js';
 import type { RedisClusterOptions } from './redis-cluster-options.js';
 import {
@@ -380,25 +380,7 @@ export class RedisTier implements RemoteTier {
   async enableTracking(redirectId: number, prefix: string): Promise<boolean> {
     if (this.#client instanceof Cluster) return false;
     try {
-      const results = await this.#bound(
-        this.#client
-          .pipeline()
-          .call('CLIENT', 'TRACKING', 'off')
-          .call(
-            'CLIENT',
-            'TRACKING',
-            'on',
-            'REDIRECT',
-            String(redirectId),
-            'BCAST',
-            'PREFIX',
-            this.#keyPrefix + prefix,
-            'NOLOOP',
-          )
-          .exec(),
-      );
-      if (results === null || results.length !== 2) throw new Error('empty pipeline reply');
-      for (const [error] of results) if (error) throw error;
+      await switchTrackingOn(this.#client, String(redirectId), this.#keyPrefix + prefix, (p) => this.#bound(p));
       return true;
     } catch (error) {
       throw toCacheError(error);
