@@ -40,6 +40,12 @@ import type { Clock, MemoryTier, RemoteTier, SubscriberHandle } from './types.js
 const CLOSE_WAIT_MS = 1_000;
 /** How long close() spends writing what write-behind queues hold and flushing counters, before anything else. */
 const STRATEGIES_CLOSE_MS = 5_000;
+/**
+ * `breaker.openMs` on a Redis Cluster unless the user set it, in ms. One shard's failover trips the breaker, which is
+ * per cache, and an open breaker skips the healthy shards too: with the general default (10 s) Redis hits came back
+ * up to 10 s after the promotion. A probe a second while everything is down is the price.
+ */
+const CLUSTER_BREAKER_OPEN_MS = 1_000;
 
 /** A tier object passed as `redis` (tiercache/testing's in-memory and chaos tiers), told apart from ioredis options. */
 function isRemoteTier(value: unknown): value is RemoteTier {
@@ -92,6 +98,16 @@ function buildRemote(
   return { tier, owned: true };
 }
 
+function breakerFor(
+  breaker: Exclude<ResolvedOptions['breaker'], false>,
+  tier: RemoteTier,
+  options: CacheOptions,
+): Exclude<ResolvedOptions['breaker'], false> {
+  const own = typeof options.breaker === 'object' && options.breaker.openMs !== undefined;
+  const cluster = tier instanceof RedisTier && tier.isCluster;
+  return cluster && !own ? { ...breaker, openMs: CLUSTER_BREAKER_OPEN_MS } : breaker;
+}
+
 function wireBreaker(breaker: CircuitBreaker, events: Emitter, alert: (alert: Alert) => void): void {
   breaker.on('open', (t) => {
     events.emit('breaker:open', t);
@@ -138,7 +154,9 @@ export function createCache(options: CacheOptions = {}): Cache {
   const memory = memoryTier(resolved);
   const remote = buildRemote(resolved, counters, events, alert);
   const breaker =
-    remote === undefined || resolved.breaker === false ? undefined : new CircuitBreaker(resolved.breaker, clock);
+    remote === undefined || resolved.breaker === false
+      ? undefined
+      : new CircuitBreaker(breakerFor(resolved.breaker, remote.tier, options), clock);
   if (breaker !== undefined) wireBreaker(breaker, events, alert);
 
   const state: { closing: Promise<void> | undefined } = { closing: undefined };

@@ -268,6 +268,38 @@ describe('a slot moved to another master (resharding)', () => {
   }, 30_000);
 });
 
+describe('the breaker on a cluster', () => {
+  it('opens for 1 s unless the user says otherwise: one shard’s failover must not keep the healthy ones skipped for 10 s', async () => {
+    for (const [options, openMs] of [
+      [{}, 1000],
+      [{ breaker: { openMs: 5000 } }, 5000],
+    ] as const) {
+      const cache = await open(uniquePrefix('breaker'), {
+        timeouts: { redisMs: 50 },
+        memory: false,
+        bus: false,
+        ...options,
+      });
+      cache.on('error', () => {});
+      const masters = await cluster.masters();
+      await Promise.all(masters.map((master) => master.process.pause(1000)));
+      let n = 0;
+      await waitFor(
+        'the breaker to open',
+        async () => {
+          await Promise.all(Array.from({ length: 4 }, () => cache.get(`k${n++}`)));
+          return cache.stats().breaker?.state === 'open';
+        },
+        { timeoutMs: 5000, intervalMs: 1 },
+      );
+      const snapshot = cache.stats().breaker;
+      expect((snapshot?.nextProbeAt ?? 0) - (snapshot?.openedAt ?? 0)).toBe(openMs);
+      // The pause ends by itself; the next round (or the next test) needs the masters answering again.
+      await waitFor('the masters to answer', async () => (await raw.ping()) === 'PONG', { timeoutMs: 5000 });
+    }
+  });
+});
+
 describe('tracking after a failover', () => {
   it('B’s bus master is SIGKILLed: a foreign DEL on the promoted master drops two copies, and the bus still carries', async () => {
     const prefix = uniquePrefix('failover');
