@@ -307,9 +307,6 @@ export function cacheOptionsFromEnv(
     }
     variable.apply(draft, parsed.data as never);
   }
-  if (found.includes('REDIS_URL') && found.includes('REDIS_CLUSTER_NODES')) {
-    problems.push(`Set \`${prefix}REDIS_URL\` or \`${prefix}REDIS_CLUSTER_NODES\`, not both`);
-  }
   if (problems.length === 0) problems.push(...redisSourceProblems(env, prefix));
   if (problems.length > 0) throw new ConfigurationError(problems.join('; '));
   return merge(options, draft);
@@ -324,6 +321,7 @@ function redisSourceProblems(env: Readonly<Record<string, string | undefined>>, 
     'REDIS_SENTINELS',
     'REDIS_SENTINEL_MASTER',
   ].map(set);
+  if (url && cluster) return [`Set \`${prefix}REDIS_URL\` or \`${prefix}REDIS_CLUSTER_NODES\`, not both`];
   const sentinelNames = `\`${prefix}REDIS_SENTINELS\` and \`${prefix}REDIS_SENTINEL_MASTER\``;
   for (const [other, name] of [
     [url, 'REDIS_URL'],

@@ -183,14 +183,14 @@ export interface RemoteTier {
   close(): Promise<void>;
 }
 
-/**
- * The policy a remote accessor runs each call through (the circuit breaker implements it): `execute` runs `fn`, or
- * rejects at once with a `CircuitOpenError` when the circuit is open; `counts` decides which errors count against
- * Redis (outages), as cockatiel's `handleWhen` does.
- */
 /** How a call through a CallPolicy came out. */
 export type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
 
+/**
+ * The policy a remote accessor runs each call through (the circuit breaker implements it): `run` runs `fn`, or turns
+ * it away at once with a `CircuitOpenError` when the circuit is open; `counts` decides which errors count against
+ * Redis (outages), as cockatiel's `handleWhen` does.
+ */
 export interface CallPolicy {
   /**
    * Runs `fn` unless turned away, and hands its outcome to `settle` once counted (a call turned away: at once, with a

@@ -218,17 +218,18 @@ export class ReadPath {
   }
 
   /** A fresh Redis hit as a read result, filling memory; undefined for a miss or a stale copy. */
-  fromRemote(fullKey: string, found: RemoteRead, now = this.#clock.now()): ReadResult<unknown> | undefined {
+  fromRemote(fullKey: string, found: RemoteRead): ReadResult<unknown> | undefined {
     if (found === undefined || found === UNREACHED) return undefined;
+    const now = this.#clock.now();
     if (!isFresh(found.entry, now)) return undefined;
     if (found.keep) this.remember(fullKey, found.entry, found.size, now);
     return { value: found.entry.value, source: 'redis', expiresInMs: found.entry.expiresAt - now };
   }
 
-  #found(key: string, raw: RawValue, keep: boolean, now = this.#clock.now()): RemoteEntry | undefined {
+  #found(key: string, raw: RawValue, keep: boolean): RemoteEntry | undefined {
     const entry = this.#decode(key, raw);
     if (entry === undefined || typeof raw !== 'string') return undefined;
-    if (now >= entry.graceUntil) return undefined;
+    if (this.#clock.now() >= entry.graceUntil) return undefined;
     return { entry, size: raw.length, keep };
   }
 

@@ -133,9 +133,9 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
   const cameOn = (): void => {
     if (trackingHistory === 'never') {
       const checked = coherence.copiesToCheck();
-      if (checked.keys.length > 0) {
+      if (checked.length > 0) {
         wiring.tasks.track(
-          tier.getMany(checked.keys).then(
+          tier.getMany(checked.map(([key]) => key)).then(
             (current) => coherence.dropChanged(checked, current),
             () => coherence.flushMemory(false),
           ),

@@ -163,33 +163,23 @@ export class Coherence {
    * publishes no key messages, so a foreign write made while this instance was starting reached nobody here). Returns
    * them, with the entry each was made from, for one check against Redis; reads in flight keep nothing (the epoch).
    */
-  copiesToCheck(): { readonly keys: readonly string[]; readonly createdAt: readonly number[] } {
+  copiesToCheck(): readonly (readonly [string, Entry])[] {
     this.#epoch++;
-    const keys: string[] = [];
-    const createdAt: number[] = [];
-    for (const [key, entry] of this.#memory?.list() ?? []) {
-      keys.push(key);
-      createdAt.push(entry.createdAt);
-    }
-    return { keys, createdAt };
+    return this.#memory?.list() ?? [];
   }
 
-  /** The check's answer: a copy stays only if Redis still holds the entry it was made from. */
-  dropChanged(
-    checked: { readonly keys: readonly string[]; readonly createdAt: readonly number[] },
-    current: readonly (string | null | undefined)[],
-  ): void {
-    const memory = this.#memory;
-    if (memory === undefined) return;
-    const live = new Map(memory.list());
-    checked.keys.forEach((key, i) => {
-      const created = checked.createdAt[i];
-      if (storedCreatedAt(current[i]) === created) return;
-      // Only the copy that was checked: one made since (a read or a write here) is not this one's to drop.
-      if (live.get(key)?.createdAt !== created) return;
-      memory.delete(key);
+  /**
+   * The check's answer (`current[i]` is what Redis holds at `checked[i]`'s key): a copy stays only if Redis still holds
+   * the entry it was made from. Only the checked copy goes: one made since, by a read or a write here, is not stale.
+   */
+  dropChanged(checked: readonly (readonly [string, Entry])[], current: readonly (string | null | undefined)[]): void {
+    const stale = new Set<Entry>();
+    checked.forEach(([key, entry], i) => {
+      if (storedCreatedAt(current[i]) === entry.createdAt) return;
+      stale.add(entry);
       this.supersede(key);
     });
+    if (stale.size > 0) this.#memory?.deleteWhere('', (entry) => stale.has(entry));
   }
 
   /** Invalidations may have been missed (the subscriber was down or silent): nothing in memory can be trusted. */

@@ -103,10 +103,8 @@ export class RedisTier implements RemoteTier {
       this.#client = typeof source === 'string' ? new Redis(source, settings) : new Redis(settings);
       this.#owned = true;
     }
-    this.#keyPrefix =
-      (this.#client instanceof Cluster
-        ? this.#client.options.redisOptions?.keyPrefix
-        : this.#client.options.keyPrefix) ?? '';
+    // What ioredis prefixes keys with: a Cluster takes its nodes' keyPrefix as its own when it has none.
+    this.#keyPrefix = this.#client.options.keyPrefix ?? '';
     this.#onError = (error: unknown) => {
       this.#lastError = error;
       options.onConnectionError(toCacheError(error));
@@ -124,9 +122,8 @@ export class RedisTier implements RemoteTier {
     // Variadic: the number of keys is the first argument of each call.
     this.#client.defineCommand('tiercacheReadOrLock', { lua: READ_OR_LOCK });
     this.#client.defineCommand('tiercacheSetMany', { lua: SET_MANY });
-    const clientPrefix = this.#client.options.keyPrefix;
     this.#stringReply =
-      clientPrefix === undefined ? { replyEncoding: 'utf8' } : { replyEncoding: 'utf8', keyPrefix: clientPrefix };
+      this.#keyPrefix === '' ? { replyEncoding: 'utf8' } : { replyEncoding: 'utf8', keyPrefix: this.#keyPrefix };
     this.#batches = new RedisBatches(this.#client, (promise) => this.#bound(promise));
     this.#deletes = {
       client: this.#client,

@@ -3,7 +3,7 @@ import type { CacheError } from '../errors.js';
 import { redisChannel } from '../observability/channels.js';
 import type { Instruments } from '../observability/instruments.js';
 import type { Counters } from '../observability/stats.js';
-import type { CallPolicy, RemoteStatus, RemoteTier } from '../types.js';
+import type { CallPolicy, RemoteStatus, RemoteTier, Settled } from '../types.js';
 import { toCacheError, withTimeout } from './errors.js';
 
 /** What a Redis call came to: its value, or why there is none (`error` undefined: skipped without trying). */
@@ -114,7 +114,10 @@ export class RemoteAccessor {
     fn: (tier: RemoteTier) => Promise<T>,
     size = 1,
   ): Promise<RemoteOutcome<T>> {
-    if (this.#tier.status === 'down') return this.#skipDown(operation, size);
+    if (this.#tier.status === 'down') {
+      this.#countSkipDown(operation, size);
+      return SKIPPED_NOW;
+    }
     return new Promise((resolve) => this.send(operation, key, fn, size, resolve));
   }
 
@@ -146,36 +149,33 @@ export class RemoteAccessor {
       return;
     }
     const tier = this.#tier;
-    const policy = this.#policy;
-    if (policy !== undefined) {
-      policy.run(
-        () => fn(tier),
-        key,
-        countsAgainst,
-        (settled) => {
-          const outcome: RemoteOutcome<T> = settled.ok
-            ? { ok: true, value: settled.value }
-            : this.#failed(operation, key, settled.error);
-          done(this.#settle(outcome, operation, size, started));
-        },
-      );
+    this.#call(
+      () => fn(tier),
+      key,
+      (settled) => done(this.#settle(this.#outcome(operation, key, settled), operation, size, started)),
+    );
+  }
+
+  /** `fn` through the breaker when there is one; `settle` gets its outcome once counted (synchronously if turned away). */
+  #call<T>(fn: () => Promise<T>, key: string | undefined, settle: (settled: Settled<T>) => void): void {
+    if (this.#policy !== undefined) {
+      this.#policy.run(fn, key, countsAgainst, settle);
       return;
     }
     let sent: Promise<T>;
     try {
-      sent = fn(tier);
+      sent = fn();
     } catch (error) {
       sent = Promise.reject(error as Error);
     }
     sent.then(
-      (value) => done(this.#settle({ ok: true, value }, operation, size, started)),
-      (caught: unknown) => done(this.#settle(this.#failed(operation, key, caught), operation, size, started)),
+      (value) => settle({ ok: true, value }),
+      (error: unknown) => settle({ ok: false, error }),
     );
   }
 
-  #skipDown(operation: RemoteOperation, size: number): Promise<RemoteOutcome<never>> {
-    this.#countSkipDown(operation, size);
-    return SKIPPED_NOW;
+  #outcome<T>(operation: RemoteOperation, key: string | undefined, settled: Settled<T>): RemoteOutcome<T> {
+    return settled.ok ? { ok: true, value: settled.value } : this.#failed(operation, key, settled.error);
   }
 
   #countSkipDown(operation: RemoteOperation, size: number): void {
@@ -245,18 +245,8 @@ export class RemoteAccessor {
       // A call that waited gets what is left of the timeout, not a whole one more.
       return this.#bounded(fn(this.#tier), this.#timeoutMs - (performance.now() - started));
     };
-    const policy = this.#policy;
-    if (policy === undefined) {
-      try {
-        return { ok: true, value: await send() };
-      } catch (caught) {
-        return this.#failed(operation, key, caught);
-      }
-    }
     return new Promise((resolve) =>
-      policy.run(send, key, countsAgainst, (settled) =>
-        resolve(settled.ok ? { ok: true, value: settled.value } : this.#failed(operation, key, settled.error)),
-      ),
+      this.#call(send, key, (settled) => resolve(this.#outcome(operation, key, settled))),
     );
   }
 

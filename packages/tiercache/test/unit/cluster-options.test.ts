@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../../src/errors.js';
 import { cacheOptionsFromEnv } from '../../src/index.js';
-import { validateOptions } from '../../src/options.js';
+import { validateOptions } from '../../src/resolve-options.js';
 import { clusterFailFastOptions, parseClusterNodes } from '../../src/tiers/redis-cluster-options.js';
 
 function messageOf(input: unknown): string {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, ErrorCode } from '../../src/errors.js';
 import { createCache, parseDuration } from '../../src/index.js';
-import { DEFAULTS, toMs, validateOptions } from '../../src/options.js';
+import { DEFAULTS, toMs } from '../../src/options.js';
+import { validateOptions } from '../../src/resolve-options.js';
 import { resolveGetOrSetOptions, resolveSetOptions } from '../../src/call-options.js';
 import { DAY, HOUR, MINUTE, SECOND } from './fake-clock.js';
 
