@@ -303,6 +303,10 @@ export function createCache(options: CacheOptions = {}): Cache {
       loadedChannel,
       root: resolved.prefix,
       tracking: busSettings !== false && busSettings.tracking,
+      // Without memory nothing here needs invalidating, but tracking on still tells that Redis reports writes to the
+      // instances that have memory (so no key messages are published for them). A prefix no key has keeps away the
+      // echo of every key our scripts write: measured ~2.7 µs of CPU per set (W3), and Redis' work to send it.
+      trackingPrefix: memory === undefined ? `${resolved.prefix}__untracked` : resolved.prefix,
       heartbeatMs: busSettings === false ? DEFAULTS.bus.heartbeatMs : busSettings.heartbeatMs,
       timeoutMs: Math.max(resolved.redisTimeoutMs * 5, 500),
       replay: () => void replayer?.schedule(),

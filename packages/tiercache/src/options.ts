@@ -38,8 +38,9 @@ export interface TimeoutOptions {
 /** Same-turn batching of Redis commands (docs/architecture.md, "The turn batcher"). */
 export interface BatchingOptions {
   /**
-   * Most keys in one batch; a turn with more sends several.
-   * @default 1000
+   * Most keys in one batch; a turn with more sends several, back to back, so that Node decodes one reply while
+   * Redis serves the next (docs/architecture.md, "Batch size"). One `mget` is never split.
+   * @default 32
    */
   readonly maxKeys?: number;
   /**
@@ -263,7 +264,7 @@ export const DEFAULTS = {
     waitMs: 5_000,
   },
   batching: {
-    maxKeys: 1000,
+    maxKeys: 32,
     /** bytes */
     maxBytes: 4 * 1024 * 1024,
   },

@@ -238,9 +238,14 @@ export class TierCache implements Cache {
 
   // ── writes and invalidations ───────────────────────────────────────────────────────────────────────────────
 
-  async set<T>(key: string, value: T, options?: SetOptions & TierOptions): Promise<void> {
-    this.#check(key);
-    await this.#parts.writes.set(this.#view, key, value, options);
+  set<T>(key: string, value: T, options?: SetOptions & TierOptions): Promise<void> {
+    // Not async: the write path's promise is the caller's, one continuation less on every set.
+    try {
+      this.#check(key);
+      return this.#parts.writes.set(this.#view, key, value, options);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   async mset(entries: readonly MsetEntry[]): Promise<void> {

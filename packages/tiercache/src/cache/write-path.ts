@@ -20,6 +20,8 @@ import type { BackgroundTasks } from '../tasks.js';
 import type { Clock, MemoryTier, RemoteWrite, RenewReply } from '../types.js';
 import type { ReadResult, Reporter, View } from './view.js';
 
+const DONE: Promise<void> = Promise.resolve();
+
 export interface MsetEntry<T = unknown> extends SetOptions {
   readonly key: string;
   readonly value: T;
@@ -116,7 +118,7 @@ export class WritePath {
    * `afterOrigin` (write-through): the origin already has the value, so a Redis failure is not the caller's to
    * retry: this instance's memory holds the value, and the key's invalidation is queued for replay instead.
    */
-  async set(
+  set(
     view: View,
     key: string,
     value: unknown,
@@ -134,11 +136,19 @@ export class WritePath {
       this.#o.memory?.delete(write.key);
     } else this.#apply(prepared, now);
     const batcher = this.#o.batcher;
-    if (batcher === undefined || tiers.skipRedis) return;
-    const outcome = await batcher.write({ kind: 'set', ...write }, key);
-    await this.#written([write.key], outcome);
+    if (batcher === undefined || tiers.skipRedis) return DONE;
+    // One continuation on the batcher's answer, not an async chain: this runs for every set.
+    return batcher.write({ kind: 'set', ...write }, key).then((outcome) => {
+      const telling = this.#written([write.key], outcome);
+      return telling === undefined
+        ? this.#setOutcome(view, key, write.key, outcome, afterOrigin)
+        : telling.then(() => this.#setOutcome(view, key, write.key, outcome, afterOrigin));
+    });
+  }
+
+  #setOutcome(view: View, key: string, fullKey: string, outcome: RemoteOutcome<unknown>, afterOrigin: boolean): void {
     if (afterOrigin && !outcome.ok) {
-      this.#o.replay?.add({ kind: 'key', prefix: view.prefix, fullKey: write.key });
+      this.#o.replay?.add({ kind: 'key', prefix: view.prefix, fullKey });
       return;
     }
     this.#outcome('set', key, outcome);
@@ -209,11 +219,16 @@ export class WritePath {
     if (failed !== undefined) this.#outcome('set', undefined, failed);
   }
 
-  /** After a write reached Redis: a pending replayed delete of the key is moot, and the others are told. */
-  async #written(fullKeys: readonly string[], outcome: RemoteOutcome<unknown>): Promise<void> {
-    if (fullKeys.length === 0) return;
-    for (const fullKey of fullKeys) this.#o.replay?.forgetKey(fullKey);
-    if (outcome.ok && this.#o.bus?.mustPublishKeys === true) await this.#o.bus.publishKeys(fullKeys);
+  /**
+   * After a write reached Redis: a pending replayed delete of the key is moot, and the others are told. Undefined when
+   * there is nothing to wait for (the common case: tracking tells them).
+   */
+  #written(fullKeys: readonly string[], outcome: RemoteOutcome<unknown>): Promise<void> | undefined {
+    if (fullKeys.length === 0) return undefined;
+    const replay = this.#o.replay;
+    if (replay !== undefined) for (const fullKey of fullKeys) replay.forgetKey(fullKey);
+    const bus = this.#o.bus;
+    return outcome.ok && bus?.mustPublishKeys === true ? bus.publishKeys(fullKeys) : undefined;
   }
 
   async deleteMany(view: View, keys: readonly string[]): Promise<number> {

@@ -107,6 +107,8 @@ export interface SubscriberWiring {
   readonly root: string;
   /** Ask Redis to report foreign writes (the bus is on, with `tracking`). */
   readonly tracking: boolean;
+  /** The key prefix Redis tracks: `root`, or one no key has when there is no memory to keep coherent. */
+  readonly trackingPrefix: string;
   readonly heartbeatMs: number;
   readonly timeoutMs: number;
   /** Replays queued invalidations (Redis answers again). */
@@ -155,7 +157,7 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
     if (!tracking || subscriberId === undefined || wiring.isClosing() || enabling) return;
     const id = subscriberId;
     enabling = true;
-    (tier.enableTracking?.(id, wiring.root) ?? Promise.resolve(false)).then(
+    (tier.enableTracking?.(id, wiring.trackingPrefix) ?? Promise.resolve(false)).then(
       (enabled) => {
         enabling = false;
         if (!enabled || subscriberId !== id) return;
@@ -196,7 +198,7 @@ export function connectSubscriber(wiring: SubscriberWiring): SubscriberHandle | 
   return tier.openSubscriber({
     channels,
     tracking,
-    trackingPrefix: wiring.root,
+    trackingPrefix: wiring.trackingPrefix,
     onTrackingActive: (active) => {
       selfTracked = true;
       // The tier flushes when tracking comes back; the first time is ours (see cameOn).

@@ -180,18 +180,38 @@ describe('connection events', () => {
 });
 
 describe('same-turn batching', () => {
-  it('64 concurrent gets of distinct keys in one turn are one MGET', async () => {
+  it('64 concurrent gets of distinct keys in one turn are one MGET (batching.maxKeys: 64)', async () => {
     const prefix = uniquePrefix('mget-turn');
     const keys = Array.from({ length: 64 }, (_, i) => `k${i}`);
     const writer = await connected(prefix, { memory: false });
     await writer.mset(keys.map((key, i) => ({ key, value: i })));
-    const cache = await connected(prefix, { memory: false });
+    const cache = await connected(prefix, { memory: false, batching: { maxKeys: 64 } });
     const watch = await monitor();
     const values = await Promise.all(keys.map((key) => cache.get(key)));
     await sleep(20);
     watch.stop();
     expect(values).toEqual(keys.map((_, i) => i));
     expect(watch.commands).toEqual([['mget', ...keys.map((key) => prefix + key)]]);
+  });
+
+  it('by default the 64 gets of a turn are two MGETs of 32, sent back to back', async () => {
+    const prefix = uniquePrefix('mget-default');
+    const keys = Array.from({ length: 64 }, (_, i) => `k${i}`);
+    const writer = await connected(prefix, { memory: false });
+    await writer.mset(keys.map((key, i) => ({ key, value: i })));
+    const cache = await connected(prefix, { memory: false });
+    const watch = await monitor();
+    const before = cache.stats().batches.reads.count;
+    const values = keys.map((key) => cache.get(key));
+    // Both went to the client within this synchronous stretch: the second does not wait for the first one's reply.
+    expect(cache.stats().batches.reads.count - before).toBe(2);
+    expect(await Promise.all(values)).toEqual(keys.map((_, i) => i));
+    await sleep(20);
+    watch.stop();
+    expect(watch.commands).toEqual([
+      ['mget', ...keys.slice(0, 32).map((key) => prefix + key)],
+      ['mget', ...keys.slice(32).map((key) => prefix + key)],
+    ]);
   });
 
   it('a lone get is a plain GET', async () => {
@@ -205,9 +225,9 @@ describe('same-turn batching', () => {
     expect(watch.commands).toEqual([['get', `${prefix}k`]]);
   });
 
-  it('64 concurrent sets in one turn are one script call when no memory copy can be echoed', async () => {
+  it('64 concurrent sets in one turn are one script call when no memory copy can be echoed (maxKeys: 64)', async () => {
     const prefix = uniquePrefix('set-turn');
-    const cache = await connected(prefix, { memory: false });
+    const cache = await connected(prefix, { memory: false, batching: { maxKeys: 64 } });
     // The script's first use on a connection is EVALSHA, refused, then EVAL: done before watching.
     await Promise.all([cache.set('warm1', 1), cache.set('warm2', 2)]);
     const watch = await monitor();
@@ -217,6 +237,34 @@ describe('same-turn batching', () => {
     expect(names(watch.commands)).toEqual(['evalsha']);
     expect(watch.commands[0]?.[2]).toBe('64');
     expect(await keysUnder(prefix)).toHaveLength(66);
+  });
+
+  it('by default 64 concurrent sets are two script calls of 32', async () => {
+    const prefix = uniquePrefix('set-default');
+    const cache = await connected(prefix, { memory: false });
+    // The script's first use on a connection is EVALSHA, refused, then EVAL: done before watching.
+    await Promise.all([cache.set('warm1', 1), cache.set('warm2', 2)]);
+    const watch = await monitor();
+    await Promise.all(Array.from({ length: 64 }, (_, i) => cache.set(`k${i}`, i)));
+    await sleep(20);
+    watch.stop();
+    expect(names(watch.commands)).toEqual(['evalsha', 'evalsha']);
+    expect(watch.commands.map((c) => c[2])).toEqual(['32', '32']);
+    expect(await keysUnder(prefix)).toHaveLength(66);
+  });
+
+  it('an instance without memory hears no echo of its own script writes, and still leaves the telling to tracking', async () => {
+    const prefix = uniquePrefix('no-echo');
+    const cache = await connected(prefix, { memory: false });
+    const reader = await connected(prefix);
+    await reader.set('k0', 'old');
+    expect(await reader.getWithMeta('k0')).toMatchObject({ source: 'memory' });
+    await Promise.all(Array.from({ length: 64 }, (_, i) => cache.set(`k${i}`, i)));
+    // Tracking is on (so no key messages are published), on a prefix none of its keys has: no echo per written key.
+    await waitFor('the reader to drop its copy', async () => (await reader.getWithMeta('k0'))?.source !== 'memory');
+    expect(await reader.get('k0')).toBe(0);
+    const bus = cache.stats().bus;
+    expect(bus).toMatchObject({ tracking: true, trackingInvalidations: 0, published: 0 });
   });
 
   it('64 concurrent sets of a tracking instance with memory go out as one pipeline of plain SETs', async () => {
@@ -322,9 +370,9 @@ describe('the cold path', () => {
     expect(await raw.exists(`${prefix}__lock:{${prefix}k}`)).toBe(0);
   });
 
-  it('100 concurrent cold getOrSets of distinct keys take their locks in one script call', async () => {
+  it('100 concurrent cold getOrSets of distinct keys take their locks in one script call (maxKeys: 100)', async () => {
     const prefix = uniquePrefix('cold-many');
-    const cache = await connected(prefix);
+    const cache = await connected(prefix, { batching: { maxKeys: 100 } });
     await cache.getOrSet('warm', () => 'scripts loaded on this connection');
     const watch = await monitor();
     const values = await Promise.all(Array.from({ length: 100 }, (_, i) => cache.getOrSet(`k${i}`, () => i)));
@@ -337,6 +385,23 @@ describe('the cold path', () => {
     expect(scripts).toHaveLength(101);
     // Besides them, only the checks of the scripts' tracking echoes (an MGET of what was written, off the caller's path).
     expect(new Set(names(watch.commands.filter((c) => !scripts.includes(c))))).toEqual(new Set(['mget']));
+  });
+
+  it('by default they take them in script calls of at most 32 keys, sent back to back', async () => {
+    const prefix = uniquePrefix('cold-default');
+    const cache = await connected(prefix);
+    await cache.getOrSet('warm', () => 'scripts loaded on this connection');
+    const watch = await monitor();
+    const values = await Promise.all(Array.from({ length: 100 }, (_, i) => cache.getOrSet(`k${i}`, () => i)));
+    await sleep(20);
+    watch.stop();
+    expect(values).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    // The read-or-lock steps (2 KEYS a load) come first: 32 + 32 + 32 + 4 loads, then the 100 guarded writes.
+    expect(
+      scriptCalls(watch.commands)
+        .slice(0, 4)
+        .map((c) => c[2]),
+    ).toEqual(['64', '64', '64', '8']);
   });
 });
 
