@@ -328,7 +328,8 @@ export class WritePath {
     if (batcher === undefined || options.skipRedis) return result;
     // The write runs as a script, and Redis' NOLOOP does not cover script writes: its tracking echo must not drop
     // the copy just stored here.
-    coherence.expectEcho(fullKey, encoded);
+    const kept = memory !== undefined && !options.skipMemory;
+    if (kept) coherence.expectEcho(fullKey, encoded);
     const tagKeys = this.#tagKeys(view, options.tags);
     const write = batcher.write(
       {
@@ -351,7 +352,11 @@ export class WritePath {
       // Not written (something newer is in Redis, or the lock was lost to an invalidation): drop this copy.
       if (outcome.ok && memory?.get(fullKey, clock.now()) === entry) memory.delete(fullKey);
     });
-    if (loaded.degraded) this.#o.tasks.track(settle);
+    // With a copy kept here, the caller is answered once Redis' verdict has kept or dropped it, so that memory agrees
+    // with Redis when getOrSet resolves. Without one there is nothing to settle: the write is on the connection ahead
+    // of anything the caller sends next (read-your-writes holds), and waiting for its reply would add a round trip to
+    // every cold load (W4: the reply comes ~0.3 ms after the loader ends here, the server having slept meanwhile).
+    if (loaded.degraded || !kept) this.#o.tasks.track(settle);
     else await settle;
     return result;
   }

@@ -370,6 +370,25 @@ describe('the cold path', () => {
     expect(await raw.exists(`${prefix}__lock:{${prefix}k}`)).toBe(0);
   });
 
+  it('without memory a cold getOrSet answers once its write is sent; with memory once Redis kept or refused it', async () => {
+    const answered = async (memory: boolean): Promise<number> => {
+      const prefix = uniquePrefix(memory ? 'verdict' : 'sent');
+      const cache = await connected(prefix, { ...(memory ? {} : { memory: false }), timeouts: { redisMs: 2_000 } });
+      const { ms, value } = await timed(() =>
+        cache.getOrSet('k', async () => {
+          // Held replies: Redis runs no write command for 400 ms, the guarded write included.
+          await raw.client('PAUSE', 400, 'WRITE');
+          return 'loaded';
+        }),
+      );
+      expect(value).toBe('loaded');
+      await waitFor('the write to land', async () => (await raw.exists(`${prefix}k`)) === 1);
+      return ms;
+    };
+    expect(await answered(false)).toBeLessThan(250);
+    expect(await answered(true)).toBeGreaterThanOrEqual(350);
+  });
+
   it('100 concurrent cold getOrSets of distinct keys take their locks in one script call (maxKeys: 100)', async () => {
     const prefix = uniquePrefix('cold-many');
     const cache = await connected(prefix, { batching: { maxKeys: 100 } });
