@@ -146,10 +146,13 @@ export class ReadPath {
   async mget(view: View, keys: readonly string[]): Promise<unknown[]> {
     const out = new Array<unknown>(keys.length).fill(undefined);
     const missing: number[] = [];
-    for (let i = 0; i < keys.length; i++) {
-      const hit = this.memoryHit(view, keys[i] as string);
-      if (hit === undefined) missing.push(i);
-      else out[i] = hit.value;
+    if (this.#memory === undefined) for (let i = 0; i < keys.length; i++) missing.push(i);
+    else {
+      for (let i = 0; i < keys.length; i++) {
+        const hit = this.memoryHit(view, keys[i] as string);
+        if (hit === undefined) missing.push(i);
+        else out[i] = hit.value;
+      }
     }
     if (missing.length === 0) return out;
     const counters = this.#counters;
@@ -171,19 +174,21 @@ export class ReadPath {
       return out;
     }
     const now = this.#clock.now();
-    missing.forEach((index, j) => {
+    const instruments = this.#instruments;
+    for (let j = 0; j < missing.length; j++) {
+      const index = missing[j] as number;
       const raw = values[j];
       const entry = this.#decode(keys[index] as string, raw);
       if (entry === undefined || typeof raw !== 'string' || !isFresh(entry, now)) {
         counters.misses++;
-        this.#instruments?.read(fullKeys[j] as string, 'miss');
-        return;
+        instruments?.read(fullKeys[j] as string, 'miss');
+        continue;
       }
       counters.redisHits++;
-      this.#instruments?.read(fullKeys[j] as string, 'redis');
+      instruments?.read(fullKeys[j] as string, 'redis');
       if (keep?.[j] === true) this.remember(fullKeys[j] as string, entry, raw.length, now);
       out[index] = entry.value;
-    });
+    }
     return out;
   }
 

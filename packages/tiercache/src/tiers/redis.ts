@@ -199,7 +199,13 @@ export class RedisTier implements RemoteTier {
   async getMany(keys: readonly string[]): Promise<(string | null | undefined)[]> {
     if (keys.length === 0) return [];
     try {
-      if (!(this.#client instanceof Cluster)) return await this.#bound(this.#client.mget(...keys));
+      if (!(this.#client instanceof Cluster)) {
+        // As get does: the command in hand, bounded in place, no promise of ours around it.
+        const command = new Command('mget', keys as string[], this.#stringReply);
+        this.#deadlines.watch(command);
+        void this.#client.sendCommand(command);
+        return await (command.promise as Promise<(string | null)[]>);
+      }
       // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, one pipeline per node.
       const out = new Array<string | undefined>(keys.length);
       for (const { indexes, error, reply } of await this.#batches.bySlot(
