@@ -119,6 +119,19 @@ describe('a cluster from the environment', () => {
 });
 
 describe('no CROSSSLOT anywhere', () => {
+  it('a turn of 96 gets is one batch on a cluster by default (~32 keys a master), three with maxKeys: 32', async () => {
+    for (const [options, batches] of [
+      [{}, 1],
+      [{ batching: { maxKeys: 32 } }, 3],
+    ] as const) {
+      const cache = await open(uniquePrefix('cluster-batch'), { memory: false, ...options });
+      const before = cache.stats().batches.reads.count;
+      const values = Array.from({ length: 96 }, (_, i) => cache.get(`k${i}`));
+      expect(await Promise.all(values)).toEqual(Array.from({ length: 96 }, () => undefined));
+      expect(cache.stats().batches.reads.count - before).toBe(batches);
+    }
+  });
+
   it('every public operation with 300 keys over all slots, memory on and off, raises no error', async () => {
     const slots = new Set(spread.map((key) => calculateSlot(key)));
     expect(slots.size).toBeGreaterThan(280);
