@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FORMAT_VERSION, createEntry, decodeAny, decodeEntry, encodeEntry } from '../../src/entry.js';
+import { FORMAT_VERSION, createEntry, decodeEntry, encodeEntry } from '../../src/entry.js';
 import { DecodeError, EncodeError } from '../../src/serializer.js';
 
 const NOW = Date.UTC(2026, 0, 1);
@@ -415,61 +415,19 @@ describe('decoding what is not a well-formed entry', () => {
   });
 });
 
-describe("the decoder's fast path (the entry as encodeEntry writes it)", () => {
-  type Verdict = { readonly ok: true; readonly entry: unknown } | { readonly ok: false; readonly error: string };
-  const verdict = (decode: (raw: string) => unknown, raw: string): Verdict => {
-    try {
-      return { ok: true, entry: decode(raw) };
-    } catch (error) {
-      return { ok: false, error: (error as Error).constructor.name };
-    }
-  };
-  const times = fc.oneof(fc.nat(), fc.integer({ min: 1e12, max: 2e12 }), fc.maxSafeInteger());
-  const tags = fc.array(fc.oneof(fc.string(), fc.constantFrom('],"d":', '\\"', '"', 'ü', '\u2028')), { maxLength: 4 });
-  const written = fc
-    .record({ value: fc.jsonValue(), c: times, e: times, g: times, tags })
-    .map(({ value, c, e, g, tags }) =>
-      encodeEntry({ value, createdAt: c, expiresAt: e, graceUntil: g, tags: [...new Set(tags)] }),
-    );
-
-  it('decodes what encodeEntry writes exactly as the reference decoder does', () => {
-    fc.assert(
-      fc.property(written, (raw) => {
-        expect(decodeEntry(raw)).toStrictEqual(decodeAny(raw));
-      }),
-      { numRuns: 2000 },
-    );
-  });
-
-  it('agrees with the reference on damaged entries: the same entry, or the same error', () => {
-    const edit = fc.record({
-      at: fc.nat(),
-      remove: fc.nat({ max: 3 }),
-      insert: fc.oneof(fc.constantFrom('', '0', '-', '.5', ' ', ',', '"', '}', ']', '[', ',"x":1', '\\'), fc.string()),
+describe('the envelope, for any value, times and tags', () => {
+  it('decodes back to what encodeEntry wrote', () => {
+    const times = fc.oneof(fc.nat(), fc.integer({ min: 1e12, max: 2e12 }), fc.maxSafeInteger());
+    const tags = fc.uniqueArray(fc.oneof(fc.string(), fc.constantFrom('],"d":', '\\"', '"', 'ü', '\u2028')), {
+      maxLength: 4,
     });
     fc.assert(
-      fc.property(written, edit, (raw, { at, remove, insert }) => {
-        // Most edits land in the header, where the fast path reads by hand.
-        const position = at % Math.min(raw.length + 1, 80);
-        const damaged = raw.slice(0, position) + insert + raw.slice(position + remove);
-        expect(verdict(decodeEntry, damaged)).toStrictEqual(verdict(decodeAny, damaged));
+      fc.property(fc.jsonValue(), times, times, times, tags, (value, c, e, g, t) => {
+        const entry = { value, createdAt: c, expiresAt: e, graceUntil: g, tags: t };
+        // JSON has no -0: a stored -0 reads back as 0, which toStrictEqual would tell apart.
+        expect(decodeEntry(encodeEntry(entry))).toStrictEqual(JSON.parse(JSON.stringify(entry)));
       }),
-      { numRuns: 5000 },
+      { numRuns: 1000 },
     );
-  });
-
-  it.each([
-    ['a value followed by more fields', `{"v":1,"k":0,"c":1,"e":2,"g":3,"t":[],"d":1,"x":2}`],
-    ['a later duplicate of a header field', `{"v":1,"k":0,"c":1,"e":2,"g":3,"t":[],"d":1,"c":5}`],
-    ['a leading zero', `{"v":1,"k":0,"c":01,"e":2,"g":3,"t":[],"d":1}`],
-    ['a negative time', `{"v":1,"k":0,"c":-1,"e":2,"g":3,"t":[],"d":1}`],
-    ['a fractional time', `{"v":1,"k":0,"c":1.5,"e":2,"g":3,"t":[],"d":1}`],
-    ['a time past 15 digits', `{"v":1,"k":0,"c":12345678901234567,"e":2,"g":3,"t":[],"d":1}`],
-    ['spaces', `{"v":1,"k":0,"c":1,"e":2,"g":3,"t":[ ],"d": 1 }`],
-    ['a tag with an escape', `{"v":1,"k":0,"c":1,"e":2,"g":3,"t":["a\\"],\\"d\\":"],"d":1}`],
-    ['a bad escape in a tag', `{"v":1,"k":0,"c":1,"e":2,"g":3,"t":["\\q"],"d":1}`],
-    ['a value that does not end the object', `{"v":1,"k":0,"c":1,"e":2,"g":3,"t":[],"d":{"a":1}`],
-  ])('treats %s as the reference does', (_name, raw) => {
-    expect(verdict(decodeEntry, raw)).toStrictEqual(verdict(decodeAny, raw));
   });
 });
