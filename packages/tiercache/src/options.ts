@@ -133,8 +133,8 @@ export interface CacheOptions {
   /** The circuit breaker around Redis (docs/resilience.md); `false` turns it off. */
   readonly breaker?: BreakerOptions | false;
   /**
-   * Same-turn batching: the Redis reads of one event-loop turn go out as one MGET, its writes as one script or
-   * pipeline. `false` sends every command on its own (for comparison).
+   * Same-turn batching: the Redis reads of one event-loop turn go out as MGETs, its writes as scripts or pipelines,
+   * of at most `maxKeys` keys each. `false` sends every command on its own (for comparison).
    * @default true
    */
   readonly batching?: BatchingOptions | boolean;

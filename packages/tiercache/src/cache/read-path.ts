@@ -48,7 +48,7 @@ export interface ReadPathOptions {
 }
 
 /**
- * The read path: memory, then Redis through the turn batcher (one MGET for the turn), decoded once. Reads never fail
+ * The read path: memory, then Redis through the turn batcher (MGETs of the turn's keys), decoded once. Reads never fail
  * because of Redis: no answer is a miss, counted.
  */
 export class ReadPath {
