@@ -389,35 +389,33 @@ describe('the cold path', () => {
     expect(await answered(true)).toBeGreaterThanOrEqual(350);
   });
 
-  it('100 concurrent cold getOrSets of distinct keys take their locks in one script call (maxKeys: 100)', async () => {
-    const prefix = uniquePrefix('cold-many');
-    const cache = await connected(prefix, { batching: { maxKeys: 100 } });
+  /** The commands 100 concurrent cold getOrSets of distinct keys send, the scripts already loaded. */
+  async function coldLoads(name: string, options: CacheOptions): Promise<string[][]> {
+    const cache = await connected(uniquePrefix(name), options);
     await cache.getOrSet('warm', () => 'scripts loaded on this connection');
     const watch = await monitor();
     const values = await Promise.all(Array.from({ length: 100 }, (_, i) => cache.getOrSet(`k${i}`, () => i)));
     await sleep(20);
     watch.stop();
     expect(values).toEqual(Array.from({ length: 100 }, (_, i) => i));
-    const scripts = scriptCalls(watch.commands);
+    return watch.commands;
+  }
+
+  it('100 concurrent cold getOrSets of distinct keys take their locks in one script call (maxKeys: 100)', async () => {
+    const commands = await coldLoads('cold-many', { batching: { maxKeys: 100 } });
+    const scripts = scriptCalls(commands);
     // One read-or-lock for all 100 keys (200 KEYS), then the turn's 100 guarded writes in one pipeline.
     expect(scripts[0]?.[2]).toBe('200');
     expect(scripts).toHaveLength(101);
     // Besides them, only the checks of the scripts' tracking echoes (an MGET of what was written, off the caller's path).
-    expect(new Set(names(watch.commands.filter((c) => !scripts.includes(c))))).toEqual(new Set(['mget']));
+    expect(new Set(names(commands.filter((c) => !scripts.includes(c))))).toEqual(new Set(['mget']));
   });
 
   it('by default they take them in script calls of at most 32 keys, sent back to back', async () => {
-    const prefix = uniquePrefix('cold-default');
-    const cache = await connected(prefix);
-    await cache.getOrSet('warm', () => 'scripts loaded on this connection');
-    const watch = await monitor();
-    const values = await Promise.all(Array.from({ length: 100 }, (_, i) => cache.getOrSet(`k${i}`, () => i)));
-    await sleep(20);
-    watch.stop();
-    expect(values).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    const commands = await coldLoads('cold-default', {});
     // The read-or-lock steps (2 KEYS a load) come first: 32 + 32 + 32 + 4 loads, then the 100 guarded writes.
     expect(
-      scriptCalls(watch.commands)
+      scriptCalls(commands)
         .slice(0, 4)
         .map((c) => c[2]),
     ).toEqual(['64', '64', '64', '8']);
