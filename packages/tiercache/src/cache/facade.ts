@@ -231,7 +231,7 @@ export class TierCache implements Cache {
         inMemory = entry;
       }
     }
-    const running = loads.joinable(fullKey);
+    const running = loads.joinable(this.#view, key);
     if (running !== undefined) return running;
     return loads.load({ view: this.#view, key, fullKey, loader, options: resolved, inMemory });
   }

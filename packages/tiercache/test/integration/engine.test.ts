@@ -389,6 +389,24 @@ describe('the cold path', () => {
     expect(await answered(true)).toBeGreaterThanOrEqual(350);
   });
 
+  it("one Redis key named from two views (the root's `b:c`, namespace `b`'s `c`) is loaded once", async () => {
+    // Single-flight is per view; the stampede lock makes the second view's load wait for the first one's value.
+    const cache = await connected(uniquePrefix('views'));
+    let calls = 0;
+    const loader = async (): Promise<string> => {
+      calls++;
+      await sleep(50);
+      return 'loaded';
+    };
+    const values = await Promise.all([
+      cache.getOrSet('b:c', loader),
+      cache.namespace('b').getOrSet('c', loader),
+      cache.getOrSet('b:c', loader),
+    ]);
+    expect(values).toEqual(['loaded', 'loaded', 'loaded']);
+    expect(calls).toBe(1);
+  });
+
   /** The commands 100 concurrent cold getOrSets of distinct keys send, the scripts already loaded. */
   async function coldLoads(name: string, options: CacheOptions): Promise<string[][]> {
     const cache = await connected(uniquePrefix(name), options);
