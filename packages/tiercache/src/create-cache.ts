@@ -102,29 +102,25 @@ function buildRemote(
 /**
  * On a Redis Cluster a batch of 32 keys (the default) reaches each master as ~10: a batch is split per node anyway, and
  * the nodes answer in parallel. 96 keeps ~32 per master of a 3-master cluster (measured, C1: 0.85× ioredis Cluster at
- * 32, 0.96× at 96, 0.91× at 1000). A user's own maxKeys stands.
+ * 32, 0.96× at 96, 0.91× at 1000).
  */
 const CLUSTER_BATCH_KEYS = 96;
 
-function batchingFor(
+/** The defaults that differ on a Redis Cluster (breaker.openMs, batching.maxKeys), each unless the user set it. */
+function clusterDefaults(
   resolved: ResolvedOptions,
   tier: RemoteTier | undefined,
   options: CacheOptions,
-): ResolvedOptions['batching'] {
-  const batching = resolved.batching;
-  const own = typeof options.batching === 'object' && options.batching.maxKeys !== undefined;
-  const cluster = tier instanceof RedisTier && tier.isCluster;
-  return batching === false || own || !cluster ? batching : { ...batching, maxKeys: CLUSTER_BATCH_KEYS };
-}
-
-function breakerFor(
-  breaker: Exclude<ResolvedOptions['breaker'], false>,
-  tier: RemoteTier,
-  options: CacheOptions,
-): Exclude<ResolvedOptions['breaker'], false> {
-  const own = typeof options.breaker === 'object' && options.breaker.openMs !== undefined;
-  const cluster = tier instanceof RedisTier && tier.isCluster;
-  return cluster && !own ? { ...breaker, openMs: CLUSTER_BREAKER_OPEN_MS } : breaker;
+): ResolvedOptions {
+  if (!(tier instanceof RedisTier && tier.isCluster)) return resolved;
+  const { breaker, batching } = resolved;
+  const ownOpenMs = typeof options.breaker === 'object' && options.breaker.openMs !== undefined;
+  const ownMaxKeys = typeof options.batching === 'object' && options.batching.maxKeys !== undefined;
+  return {
+    ...resolved,
+    breaker: breaker === false || ownOpenMs ? breaker : { ...breaker, openMs: CLUSTER_BREAKER_OPEN_MS },
+    batching: batching === false || ownMaxKeys ? batching : { ...batching, maxKeys: CLUSTER_BATCH_KEYS },
+  };
 }
 
 function wireBreaker(breaker: CircuitBreaker, events: Emitter, alert: (alert: Alert) => void): void {
@@ -172,10 +168,9 @@ export function createCache(options: CacheOptions = {}): Cache {
   if (resolved.breaker !== false) validateBreakerOptions(resolved.breaker);
   const memory = memoryTier(resolved);
   const remote = buildRemote(resolved, counters, events, alert);
+  const { breaker: breakerSettings, batching } = clusterDefaults(resolved, remote?.tier, options);
   const breaker =
-    remote === undefined || resolved.breaker === false
-      ? undefined
-      : new CircuitBreaker(breakerFor(resolved.breaker, remote.tier, options), clock);
+    remote === undefined || breakerSettings === false ? undefined : new CircuitBreaker(breakerSettings, clock);
   if (breaker !== undefined) wireBreaker(breaker, events, alert);
 
   const state: { closing: Promise<void> | undefined } = { closing: undefined };
@@ -209,7 +204,7 @@ export function createCache(options: CacheOptions = {}): Cache {
       ? undefined
       : new TurnBatcher({
           accessor,
-          limits: batchingFor(resolved, remote?.tier, options),
+          limits: batching,
           lockTtlMs,
           // Without memory there is no copy for an echo to drop; without tracking no echo comes back.
           // With tracking on or being set up, plain SETs: NOLOOP keeps their invalidations from our own copies.

@@ -48,12 +48,12 @@ let lastHeader = { k: -1, c: NaN, e: NaN, g: NaN, text: '' };
 
 /** Everything before the value: `{"v":1,"k":…,"c":…,"e":…,"g":…,"t":[…],"d":`. */
 function header(k: 0 | 1, c: number, e: number, g: number, tags: readonly string[]): string {
-  if (tags.length > 0)
-    return `{"v":${FORMAT_VERSION},"k":${k},"c":${c},"e":${e},"g":${g},"t":${JSON.stringify(tags)},"d":`;
   const last = lastHeader;
-  if (last.k === k && last.c === c && last.e === e && last.g === g) return last.text;
-  const text = `{"v":${FORMAT_VERSION},"k":${k},"c":${c},"e":${e},"g":${g},"t":[],"d":`;
-  lastHeader = { k, c, e, g, text };
+  const untagged = tags.length === 0;
+  if (untagged && last.k === k && last.c === c && last.e === e && last.g === g) return last.text;
+  const t = untagged ? '[]' : JSON.stringify(tags);
+  const text = `{"v":${FORMAT_VERSION},"k":${k},"c":${c},"e":${e},"g":${g},"t":${t},"d":`;
+  if (untagged) lastHeader = { k, c, e, g, text };
   return text;
 }
 

@@ -64,11 +64,11 @@ interface WriteRequest {
  * Same-turn batching. The Redis reads of one event-loop turn (gets, multi-gets, lock waiters' re-reads) go out as an
  * MGET (a lone one as a plain GET), the loads' "value or lock" steps as a script call, and the turn's writes (sets,
  * deletes, tag bookkeeping, loaded values) as a script or a pipeline: each of at most `maxKeys` keys, the next one
- * started at once, so that Node decodes one reply while Redis serves the next command. The window is the turn, never a timer: when
- * nothing of ours is in flight the batch goes at the end of the current microtask queue (a lone caller waits for
- * nothing), otherwise at the loop's check phase (setImmediate), so that the requests an HTTP server reads in one poll
- * phase share one round trip. Writes go first, so a read in the same turn sees them. The timeout, the breaker and
- * errors are per batch (one accessor call), answers per key.
+ * started at once, so that Node decodes one reply while Redis serves the next command. The window is the turn, never
+ * a timer: when nothing of ours is in flight the batch goes at the end of the current microtask queue (a lone caller
+ * waits for nothing), otherwise at the loop's check phase (setImmediate), so that the requests an HTTP server reads
+ * in one poll phase share one round trip. Writes go first, so a read in the same turn sees them. The timeout, the
+ * breaker and errors are per batch (one accessor call), answers per key.
  */
 export class TurnBatcher {
   readonly #accessor: RemoteAccessor;

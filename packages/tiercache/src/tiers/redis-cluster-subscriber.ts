@@ -8,7 +8,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { SubscriberHandle, SubscriberOptions } from '../types.js';
-import { reconnectDelay, switchTrackingOn } from './redis-connection.js';
+import { quitOrDisconnect, reconnectDelay, switchTrackingOn } from './redis-connection.js';
 import { INVALIDATE_CHANNEL, deliver } from './redis-subscriber.js';
 import { withTimeout } from './errors.js';
 
@@ -155,15 +155,7 @@ class NodeLink {
     this.#sub.removeAllListeners('messageBuffer');
     this.#sub.removeAllListeners('ready');
     this.#sub.removeAllListeners('close');
-    if (this.#sub.status !== 'ready') {
-      this.#sub.disconnect();
-      return;
-    }
-    try {
-      await this.#sub.quit();
-    } catch {
-      this.#sub.disconnect();
-    }
+    await quitOrDisconnect(this.#sub);
   }
 }
 

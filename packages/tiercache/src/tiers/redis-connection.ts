@@ -3,6 +3,19 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { RemoteStatus } from '../types.js';
 
+/** QUITs a ready connection, so the server sees it leave cleanly; drops any other (or one whose QUIT fails) at once. */
+export async function quitOrDisconnect(connection: Redis | Cluster): Promise<void> {
+  if (connection.status !== 'ready') {
+    connection.disconnect();
+    return;
+  }
+  try {
+    await connection.quit();
+  } catch {
+    connection.disconnect();
+  }
+}
+
 /**
  * Backoff between reconnect attempts: doubling from 50 ms, capped at `ceilingMs` (2 s), with full jitter on the upper
  * half so a fleet that lost Redis together does not reconnect in lockstep.

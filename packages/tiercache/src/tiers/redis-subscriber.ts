@@ -1,6 +1,7 @@
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
 import type { SubscriberHandle, SubscriberOptions } from '../types.js';
+import { quitOrDisconnect } from './redis-connection.js';
 
 /** The channel Redis sends tracked keys' invalidations to (RESP2 redirect mode). */
 export const INVALIDATE_CHANNEL = '__redis__:invalidate';
@@ -102,14 +103,6 @@ export class Subscriber implements SubscriberHandle {
     clearInterval(this.#heartbeat);
     this.#connection.removeAllListeners('messageBuffer');
     this.#connection.removeAllListeners('ready');
-    if (this.#connection.status !== 'ready') {
-      this.#connection.disconnect();
-      return;
-    }
-    try {
-      await this.#connection.quit();
-    } catch {
-      this.#connection.disconnect();
-    }
+    await quitOrDisconnect(this.#connection);
   }
 }

@@ -189,23 +189,24 @@ export class RedisTier implements RemoteTier {
    * `null`), and the cache maps a rejection with toCacheError. Saves two promise hops per read.
    */
   get(key: string): Promise<string | null | undefined> {
-    // What `client.get` does, with the command in hand, so the deadline can reject it in place (ioredis' way).
-    const command = new Command('get', [key], this.#stringReply);
+    return this.#sendBounded<string | null>('get', [key]);
+  }
+
+  /**
+   * What `client.get` or `client.mget` does, with the command in hand, so the deadline can reject it in place
+   * (ioredis' own way): the caller continues ioredis' promise, no promise of ours around it.
+   */
+  #sendBounded<T>(name: 'get' | 'mget', args: string[]): Promise<T> {
+    const command = new Command(name, args, this.#stringReply);
     this.#deadlines.watch(command);
     void this.#client.sendCommand(command);
-    return command.promise as Promise<string | null>;
+    return command.promise as Promise<T>;
   }
 
   async getMany(keys: readonly string[]): Promise<(string | null | undefined)[]> {
     if (keys.length === 0) return [];
     try {
-      if (!(this.#client instanceof Cluster)) {
-        // As get does: the command in hand, bounded in place, no promise of ours around it.
-        const command = new Command('mget', keys as string[], this.#stringReply);
-        this.#deadlines.watch(command);
-        void this.#client.sendCommand(command);
-        return await (command.promise as Promise<(string | null)[]>);
-      }
+      if (!(this.#client instanceof Cluster)) return await this.#sendBounded<(string | null)[]>('mget', [...keys]);
       // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, one pipeline per node.
       const out = new Array<string | undefined>(keys.length);
       for (const { indexes, error, reply } of await this.#batches.bySlot(

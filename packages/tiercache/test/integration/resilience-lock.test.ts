@@ -12,6 +12,7 @@ import type { Cache, CacheOptions } from 'tiercache';
 import { lockKeyFor } from '../../src/resilience/lock.js';
 import { sleep, uniquePrefix, waitFor } from './helpers/support.js';
 import { useRedis } from './helpers/fixture.js';
+import { deferred } from '../deferred.js';
 
 const fixture = useRedis();
 
@@ -29,16 +30,6 @@ function three(made: Cache[]): [Cache, Cache, Cache] {
   const [a, b, c] = made;
   if (a === undefined || b === undefined || c === undefined) throw new Error('expected three caches');
   return [a, b, c];
-}
-
-function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: Error) => void } {
-  let resolve!: (value: T) => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 /** Blocks this thread: no timer, no socket read, nothing runs (a CPU-bound loader or a GC pause). */

@@ -12,6 +12,7 @@ import { createEntry, encodeEntry } from '../../src/entry.js';
 import { DEFAULTS } from '../../src/options.js';
 import { DAY, HOUR, MINUTE, SECOND, fakeClock } from './fake-clock.js';
 import type { FakeClock } from './fake-clock.js';
+import { deferred } from '../deferred.js';
 
 let open: Cache[] = [];
 
@@ -27,17 +28,6 @@ afterEach(async () => {
   await Promise.all(open.map((cache) => cache.close()));
   open = [];
 });
-
-/** A promise and the functions that settle it, so a test decides when a loader finishes. */
-function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: Error) => void } {
-  let resolve!: (value: T) => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 describe('get, set and has', () => {
   it('misses a key that was never set', async () => {

@@ -1,16 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Deadlines, TIMED_OUT_MESSAGE } from '../../src/tiers/deadlines.js';
-
-/** A promise the test settles by hand, as a Redis reply that comes late or never. */
-function reply<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: Error) => void } {
-  let resolve!: (value: T) => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { deferred as reply } from '../deferred.js';
 
 describe('Deadlines: one timer bounds every call in flight', () => {
   beforeEach(() => {
