@@ -1,4 +1,4 @@
-"""tiercache's wire format (version 1) for Python workers, and its evict endpoint's best-effort client.
+"""tiercache's wire format (writes version 2, reads 2 and 1) for Python workers, and its evict endpoint's client.
 
 Reads and writes cache entries exactly as docs/wire-format.md describes them, so a Python worker (a Celery task, a
 cron batch, a Django command) can warm or read a cache that TypeScript services using tiercache share:
@@ -49,7 +49,8 @@ __all__ = [
     "parse_duration",
 ]
 
-FORMAT_VERSION = 1
+#: The version written: 2, a JSON array. Version 1 (a JSON object) is still read.
+FORMAT_VERSION = 2
 
 #: Largest integer a JavaScript number holds exactly; Python ints beyond it are written as BigInt.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -135,7 +136,7 @@ class EncodeError(ValueError):
 
 
 class DecodeError(ValueError):
-    """A stored string that is not a well-formed version-1 entry; readers treat it as a miss."""
+    """A stored string that is not a well-formed entry of version 2 or 1; readers treat it as a miss."""
 
 
 # --- tagged JSON (section 3) ------------------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ class Entry:
 
 
 def encode_entry(entry: Entry) -> str:
-    """The stored text: fields in the order v, k, c, e, g, t, d with no whitespace (tiercache's scripts rely on it)."""
+    """The stored text: `[2,k,c,e,g,t,d]` with no whitespace (tiercache's scripts read the header by its order)."""
     for name in ("created_at", "expires_at", "grace_until"):
         if not isinstance(getattr(entry, name), int) or isinstance(getattr(entry, name), bool):
             raise EncodeError(f"{name} must be an integer number of ms")
@@ -336,8 +337,8 @@ def encode_entry(entry: Entry) -> str:
     data, tagged = encode_value(entry.value)
     tags = json.dumps(list(entry.tags), separators=(",", ":"), ensure_ascii=False)
     return (
-        f'{{"v":{FORMAT_VERSION},"k":{1 if tagged else 0},"c":{entry.created_at},"e":{entry.expires_at},'
-        f'"g":{entry.grace_until},"t":{tags},"d":{data}}}'
+        f"[{FORMAT_VERSION},{1 if tagged else 0},{entry.created_at},{entry.expires_at},{entry.grace_until},"
+        f"{tags},{data}]"
     )
 
 
@@ -350,8 +351,28 @@ def _no_constants(name: str) -> Any:
     raise DecodeError(f"{name} is not JSON")
 
 
+def _fields(record: Any) -> tuple:
+    """(k, c, e, g, t, d) of a version 2 array or a version 1 object."""
+    if isinstance(record, list):
+        version = record[0] if record else None
+        if isinstance(version, bool) or version != 2:
+            raise DecodeError(f"unknown entry format version {version!r}")
+        if len(record) < 7:
+            raise DecodeError("the stored entry has fewer than 7 elements")
+        # Elements after d are a later minor addition: ignored.
+        return tuple(record[1:7])
+    if not isinstance(record, dict):
+        raise DecodeError("the stored entry is not an array")
+    version = record.get("v")
+    if not _is_time(version) or version != 1:
+        raise DecodeError(f"unknown entry format version {version!r}")
+    if "d" not in record:
+        raise DecodeError("the stored entry has no data")
+    return tuple(record.get(name) for name in ("k", "c", "e", "g", "t", "d"))
+
+
 def decode_entry(raw: Union[str, bytes], max_value_bytes: int = MAX_VALUE_BYTES) -> Entry:
-    """Decodes stored text. Raises DecodeError for anything that is not a well-formed version-1 entry (section 5)."""
+    """Decodes stored text of version 2 or 1. Raises DecodeError for anything that is not a well-formed entry."""
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8"))
     if size > max_value_bytes:
         raise DecodeError(f"the stored entry is larger than {max_value_bytes} bytes")
@@ -359,22 +380,15 @@ def decode_entry(raw: Union[str, bytes], max_value_bytes: int = MAX_VALUE_BYTES)
         record = json.loads(raw, parse_constant=_no_constants)
     except (ValueError, RecursionError) as error:
         raise DecodeError("the stored entry is not JSON") from error
-    if not isinstance(record, dict):
-        raise DecodeError("the stored entry is not an object")
-    version = record.get("v")
-    if not _is_time(version) or version != FORMAT_VERSION:
-        raise DecodeError(f"unknown entry format version {version!r}")
-    c, e, g, t, k = (record.get(name) for name in ("c", "e", "g", "t", "k"))
+    k, c, e, g, t, d = _fields(record)
     if not (_is_time(c) and _is_time(e) and _is_time(g)) or not isinstance(t, list):
         raise DecodeError("the stored entry lacks c, e, g or t")
     if not all(isinstance(tag, str) for tag in t):
         raise DecodeError("the stored entry's tags are not strings")
     if isinstance(k, bool) or k not in (0, 1):
         raise DecodeError(f"the stored entry has an invalid k {k!r}")
-    if "d" not in record:
-        raise DecodeError("the stored entry has no data")
     try:
-        value = _revive(record["d"]) if k == 1 else record["d"]
+        value = _revive(d) if k == 1 else d
     except RecursionError as error:
         raise DecodeError("the stored entry is nested too deeply") from error
     return Entry(value=value, created_at=c, expires_at=e, grace_until=g, tags=tuple(t))

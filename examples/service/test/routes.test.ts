@@ -90,7 +90,9 @@ describe.each([{ kind: 'pglite' as const }, { kind: 'postgres' as const }])('rou
     expect(second.body.data).toEqual(first.body.data);
 
     const stored = await redisCli(redis.port, 'GET', `${t.config.cachePrefix}product:7`);
-    expect(JSON.parse(stored)).toMatchObject({ v: 1, d: { id: 7, name: 'Soundbar 3.1' } });
+    // The stored envelope, version 2: [v, k, c, e, g, t, d] (docs/wire-format.md).
+    const [v, , , , , , d] = JSON.parse(stored) as unknown[];
+    expect({ v, d }).toMatchObject({ v: 2, d: { id: 7, name: 'Soundbar 3.1' } });
   });
 
   it('answers 404 for a product that does not exist and remembers it only for the short negative TTL', async () => {

@@ -23,7 +23,8 @@ export interface GroupTally {
   memoryHits: number;
 }
 
-export const FORMAT_VERSION = 1;
+/** The version tiercache writes: 2, a JSON array. Version 1 (a JSON object) is still read. */
+export const FORMAT_VERSION = 2;
 
 export function createEntry<T>(value: T, now: number, ttl: number, grace: number, tags: readonly string[]): Entry<T> {
   const expiresAt = now + ttl;
@@ -35,24 +36,26 @@ export function isFresh(entry: Entry, now: number): boolean {
 }
 
 /**
- * Encodes an entry as one JSON object. Key order is fixed (v, k, c, e, g, t, d) for readability; readers must not rely
- * on it. Throws EncodeError (from the serializer) for values that cannot be encoded.
+ * Encodes an entry as one JSON array `[2,k,c,e,g,t,d]` (docs/wire-format.md). An array, not version 1's object:
+ * JSON.parse builds an array without a hidden-class transition and an interned key per field, which made a Redis
+ * hit's decode about 0.3 µs cheaper per 1 KB entry. Throws EncodeError (from the serializer) for values that cannot be
+ * encoded.
  */
 export function encodeEntry(entry: Entry): string {
   const { json, tagged } = encodeValue(entry.value);
-  return `${header(tagged ? 1 : 0, entry.createdAt, entry.expiresAt, entry.graceUntil, entry.tags)}${json}}`;
+  return `${header(tagged ? 1 : 0, entry.createdAt, entry.expiresAt, entry.graceUntil, entry.tags)}${json}]`;
 }
 
 /** The last header written: the entries of one turn's writes mostly share their times, and then their header. */
 let lastHeader = { k: -1, c: NaN, e: NaN, g: NaN, text: '' };
 
-/** Everything before the value: `{"v":1,"k":…,"c":…,"e":…,"g":…,"t":[…],"d":`. */
+/** Everything before the value: `[2,k,c,e,g,t,`. */
 function header(k: 0 | 1, c: number, e: number, g: number, tags: readonly string[]): string {
   const last = lastHeader;
   const untagged = tags.length === 0;
   if (untagged && last.k === k && last.c === c && last.e === e && last.g === g) return last.text;
   const t = untagged ? '[]' : JSON.stringify(tags);
-  const text = `{"v":${FORMAT_VERSION},"k":${k},"c":${c},"e":${e},"g":${g},"t":${t},"d":`;
+  const text = `[${FORMAT_VERSION},${k},${c},${e},${g},${t},`;
   if (untagged) lastHeader = { k, c, e, g, text };
   return text;
 }
@@ -61,11 +64,44 @@ function isTime(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
 }
 
+function isTags(value: unknown): value is string[] {
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'string') return false;
+  return true;
+}
+
+/** The fields of an entry of either version, before they are checked. */
+interface Fields {
+  readonly k: unknown;
+  readonly c: unknown;
+  readonly e: unknown;
+  readonly g: unknown;
+  readonly t: unknown;
+  readonly d: unknown;
+}
+
+/** Version 2: `[2,k,c,e,g,t,d]`; elements after `d` are a later minor addition, ignored. */
+function fieldsOfArray(parsed: unknown[]): Fields {
+  if (parsed[0] !== 2)
+    throw new DecodeError(`unknown entry format version ${JSON.stringify(parsed[0]) ?? 'undefined'}`);
+  if (parsed.length < 7) throw new DecodeError('the stored entry has fewer than 7 elements');
+  return { k: parsed[1], c: parsed[2], e: parsed[3], g: parsed[4], t: parsed[5], d: parsed[6] };
+}
+
+/** Version 1: `{"v":1,"k":…,"c":…,"e":…,"g":…,"t":[…],"d":…}`, fields in any order, unknown ones ignored. */
+function fieldsOfObject(record: Record<string, unknown>): Fields {
+  if (record['v'] !== 1) throw new DecodeError(`unknown entry format version ${String(record['v'])}`);
+  if (!Object.prototype.hasOwnProperty.call(record, 'd')) throw new DecodeError('the stored entry has no data');
+  return record as unknown as Fields;
+}
+
 /**
- * Decodes a stored entry. Throws DecodeError for anything that is not a well-formed entry of a known version.
+ * Decodes a stored entry of version 2 or 1. Throws DecodeError for anything that is not a well-formed entry of a
+ * known version.
  *
- * One JSON.parse of the whole entry. Reading encodeEntry's header by hand and parsing the value alone was tried and
- * measured slower on strings as ioredis returns them (W5 A/B: 0.85× raw MGET against 0.89× for this).
+ * One JSON.parse of the whole entry. Reading the header by hand and parsing the value alone was tried and measured
+ * no faster in place (64 callers' MGETs: 2.18× raw ioredis against 2.15× for one parse of a version-1 object, and
+ * 2.29× for this array).
  */
 export function decodeEntry(raw: string): Entry {
   let parsed: unknown;
@@ -74,23 +110,21 @@ export function decodeEntry(raw: string): Entry {
   } catch (error) {
     throw new DecodeError('the stored entry is not JSON', { cause: error });
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new DecodeError('the stored entry is not an object');
-  }
-  const record = parsed as Record<string, unknown>;
-  if (record['v'] !== FORMAT_VERSION) throw new DecodeError(`unknown entry format version ${String(record['v'])}`);
-  const { c, e, g, t, k } = record;
-  if (!isTime(c) || !isTime(e) || !isTime(g) || !Array.isArray(t) || !t.every((x) => typeof x === 'string')) {
+  if (typeof parsed !== 'object' || parsed === null) throw new DecodeError('the stored entry is not an array');
+  const { k, c, e, g, t, d } = Array.isArray(parsed)
+    ? fieldsOfArray(parsed)
+    : fieldsOfObject(parsed as Record<string, unknown>);
+  if (!isTime(c) || !isTime(e) || !isTime(g) || !isTags(t))
     throw new DecodeError('the stored entry lacks c, e, g or t');
-  }
   // A missing or odd `k` must not pass as 0: the caller would get raw `{"$t":…}` objects instead of its values.
   if (k !== 0 && k !== 1) {
     throw new DecodeError(`the stored entry has an invalid k ${JSON.stringify(k) ?? 'undefined'}`);
   }
-  if (!Object.prototype.hasOwnProperty.call(record, 'd')) throw new DecodeError('the stored entry has no data');
-  const value = k === 1 ? revive(record['d']) : record['d'];
-  return { value, createdAt: c, expiresAt: e, graceUntil: g, tags: t as string[] };
+  return { value: k === 1 ? revive(d) : d, createdAt: c, expiresAt: e, graceUntil: g, tags: t };
 }
+
+/** The created-at and expires-at digits of a stored entry's header, either version, in its fixed field order. */
+const HEADER = /^(?:\[2,\d,(\d+),(\d+),|\{"v":1,"k":\d,"c":(\d+),"e":(\d+))/;
 
 /**
  * Whether a stored entry, as encoded (the header in its fixed field order), is still fresh at `now`, read off the
@@ -98,15 +132,38 @@ export function decodeEntry(raw: string): Entry {
  */
 export function storedFreshAt(encoded: string | null | undefined, now: number): boolean {
   if (typeof encoded !== 'string') return false;
-  const expires = /^\{"v":\d+,"k":\d,"c":\d+,"e":(\d+)/.exec(encoded)?.[1];
+  const match = HEADER.exec(encoded);
+  const expires = match?.[2] ?? match?.[4];
   return expires !== undefined && Number(expires) > now;
 }
 
 /** The `c` (created at) of a stored entry, read off its header; undefined for anything else. */
 export function storedCreatedAt(encoded: string | null | undefined): number | undefined {
   if (typeof encoded !== 'string') return undefined;
-  const created = /^\{"v":\d+,"k":\d,"c":(\d+)/.exec(encoded)?.[1];
+  const match = HEADER.exec(encoded);
+  const created = match?.[1] ?? match?.[3];
   return created === undefined ? undefined : Number(created);
+}
+
+/** A version 2 or 1 header up to `e`, its created-at digits, then `e` and `g` (the digits a renewal rewrites). */
+const TIMES = /^(?:(\[2,\d,(\d+),)\d+,\d+(?=,)|(\{"v":1,"k":\d,"c":(\d+),"e":)\d+,"g":\d+)/;
+
+/**
+ * A stored entry with its `e` and `g` replaced, as the Redis tier's renewal script rewrites them in place: the created
+ * time it had, and the new text; undefined when the text is not an entry of a known version.
+ */
+export function withTimes(
+  encoded: string,
+  expiresAt: number,
+  graceUntil: number,
+): { readonly createdAt: number; readonly encoded: string } | undefined {
+  const match = TIMES.exec(encoded);
+  if (match === null) return undefined;
+  const rest = encoded.slice(match[0].length);
+  if (match[1] !== undefined) {
+    return { createdAt: Number(match[2]), encoded: `${match[1]}${expiresAt},${graceUntil}${rest}` };
+  }
+  return { createdAt: Number(match[4]), encoded: `${match[3] as string}${expiresAt},"g":${graceUntil}${rest}` };
 }
 
 /** Whether a string's UTF-8 size exceeds `max`, without a scan in the common cases (length ≤ bytes ≤ 3 × length). */

@@ -1,4 +1,4 @@
-import { storedFreshAt } from '../entry.js';
+import { storedCreatedAt, storedFreshAt, withTimes } from '../entry.js';
 import { ConfigurationError, ConnectionError, RedisReplyError, describeValue } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
 import { systemClock } from '../types.js';
@@ -40,11 +40,6 @@ function checkTtl(ttlMs: number, command: string): void {
 }
 
 /** The creation time the stored envelope carries, read the way the Redis script reads it. */
-function createdAtOf(encoded: string): number | undefined {
-  const match = /"c":(\d+)/.exec(encoded);
-  return match?.[1] === undefined ? undefined : Number(match[1]);
-}
-
 export interface InMemoryRemoteTierOptions {
   /** Where expiry time comes from; share the `FakeClock` the caches use. @default Date.now */
   readonly clock?: Clock;
@@ -238,7 +233,7 @@ export class InMemoryRemoteTier implements RemoteTier {
     const locked = write.token !== '';
     if (locked && this.#read(write.lockKey, now)?.value !== write.token) return false;
     const current = this.#read(write.key, now);
-    const created = current === undefined ? undefined : createdAtOf(current.value);
+    const created = current === undefined ? undefined : storedCreatedAt(current.value);
     if (created !== undefined && created > write.createdAt) {
       if (locked) this.#data.delete(write.lockKey);
       return false;
@@ -260,13 +255,11 @@ export class InMemoryRemoteTier implements RemoteTier {
       return reply;
     };
     const current = this.#read(renewal.key, now);
-    const header = current === undefined ? null : /^(\{"v":1,"k":\d,"c":(\d+),"e":)\d+,"g":\d+/.exec(current.value);
-    if (current === undefined || header === null) return done('missing');
-    const created = Number(header[2]);
+    const renewed = current === undefined ? undefined : withTimes(current.value, renewal.expiresAt, renewal.graceUntil);
+    if (renewed === undefined) return done('missing');
+    const created = renewed.createdAt;
     if (created !== renewal.createdAt) return done(created > renewal.createdAt ? 'newer' : 'missing');
-    const rest = current.value.slice(header[0].length);
-    const value = `${header[1] as string}${renewal.expiresAt},"g":${renewal.graceUntil}${rest}`;
-    this.#data.set(renewal.key, { value, expiresAt: now + renewal.ttlMs });
+    this.#data.set(renewal.key, { value: renewed.encoded, expiresAt: now + renewal.ttlMs });
     this.#index(
       { key: renewal.key, value: '', ttlMs: renewal.ttlMs, ...(renewal.tagKeys ? { tagKeys: renewal.tagKeys } : {}) },
       now,

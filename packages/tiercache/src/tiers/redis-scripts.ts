@@ -7,12 +7,23 @@ import type { LoadedRenewal, LoadedWrite, RenewReply } from '../types.js';
  * resilience/lock.ts), so both live in one slot and the scripts are Cluster-safe.
  */
 
+/**
+ * The created-at and expires-at of a stored entry, read off its header (version 2 `[2,k,c,e,…` or version 1
+ * `{"v":1,"k":…,"c":…,"e":…`; docs/wire-format.md): nil, nil for anything else.
+ */
+const HEADER = `
+local function header(s)
+  local c, e = string.match(s, '^%[2,[01],(%d+),(%d+),')
+  if not c then c, e = string.match(s, '^{"v":1,"k":[01],"c":(%d+),"e":(%d+)') end
+  return tonumber(c), tonumber(e)
+end`;
+
 /** KEYS: data, lock. ARGV: value, pttl, createdAt, token, channel, message. Returns 1 when written. */
-export const SET_LOADED = `
+export const SET_LOADED = `${HEADER}
 if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
 local current = redis.call('GET', KEYS[1])
 if current then
-  local created = tonumber(string.match(current, '^{"v":%d+,"k":%d,"c":(%d+)'))
+  local created = header(current)
   if created and created > tonumber(ARGV[3]) then
     if ARGV[4] ~= '' then redis.call('DEL', KEYS[2]) end
     return 0
@@ -26,10 +37,11 @@ return 1`;
 /**
  * A loaded entry's expiry renewed without writing its value ("unchanged"). KEYS: data, lock. ARGV: token, createdAt,
  * expiresAt, graceUntil, pttl, channel, message. Rewrites the digits of `e` and `g` in place (one SETRANGE: no byte of
- * the value is sent or rewritten) when the new ones are as long, else the header alone is rebuilt around the stored rest.
- * Returns 1 renewed, 0 lock lost, 2 no such entry (or not in the v1 field order), 3 a newer entry is stored.
+ * the value is sent or rewritten) when the new ones are as long, else the header alone is rebuilt around the stored rest;
+ * an entry keeps its version. Returns 1 renewed, 0 lock lost, 2 no such entry (or not in its version's field order), 3
+ * a newer entry is stored.
  */
-export const RENEW_LOADED = `
+export const RENEW_LOADED = `${HEADER}
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local function done(code)
   if ARGV[1] ~= '' then redis.call('DEL', KEYS[2]) end
@@ -37,24 +49,30 @@ local function done(code)
 end
 local current = redis.call('GET', KEYS[1])
 if not current then return done(2) end
-local _, eAt = string.find(current, '^{"v":1,"k":%d,"c":%d+,"e":')
+local sep = ','
+local _, eAt = string.find(current, '^%[2,[01],%d+,')
+if not eAt then
+  sep = ',"g":'
+  _, eAt = string.find(current, '^{"v":1,"k":[01],"c":%d+,"e":')
+end
 if not eAt then return done(2) end
-local created = string.match(current, '^{"v":1,"k":%d,"c":(%d+)')
-if created ~= ARGV[2] then
-  if tonumber(created) > tonumber(ARGV[2]) then return done(3) end
+local created = header(current)
+if created ~= tonumber(ARGV[2]) then
+  if created > tonumber(ARGV[2]) then return done(3) end
   return done(2)
 end
 local e = string.match(current, '^%d+', eAt + 1)
-local gAt = eAt + #e + 5
-if not e or string.sub(current, eAt + #e + 1, gAt) ~= ',"g":' then return done(2) end
+if not e then return done(2) end
+local gAt = eAt + #e + #sep
+if string.sub(current, eAt + #e + 1, gAt) ~= sep then return done(2) end
 local g = string.match(current, '^%d+', gAt + 1)
 if not g then return done(2) end
 if #e == #ARGV[3] and #g == #ARGV[4] then
-  redis.call('SETRANGE', KEYS[1], eAt, ARGV[3] .. ',"g":' .. ARGV[4])
+  redis.call('SETRANGE', KEYS[1], eAt, ARGV[3] .. sep .. ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
 else
   local rest = string.sub(current, gAt + #g + 1)
-  redis.call('SET', KEYS[1], string.sub(current, 1, eAt) .. ARGV[3] .. ',"g":' .. ARGV[4] .. rest, 'PX', ARGV[5])
+  redis.call('SET', KEYS[1], string.sub(current, 1, eAt) .. ARGV[3] .. sep .. ARGV[4] .. rest, 'PX', ARGV[5])
 end
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
 return done(1)`;
@@ -82,13 +100,13 @@ return members`;
  * ARGV: token, pttl, now. Returns value1, taken1, value2, taken2, … (a value is nil for a miss; taken is 1 when the
  * lock was set, which happens only for a key without an entry fresh at `now`).
  */
-export const READ_OR_LOCK = `
+export const READ_OR_LOCK = `${HEADER}
 local out = {}
 for i = 1, #KEYS, 2 do
   local value = redis.call('GET', KEYS[i])
   local fresh = false
   if value then
-    local expires = tonumber(string.match(value, '^{"v":%d+,"k":%d,"c":%d+,"e":(%d+)'))
+    local _, expires = header(value)
     fresh = expires ~= nil and expires > tonumber(ARGV[3])
   end
   local taken = 0

@@ -3,8 +3,13 @@
  * ChaosRemoteTier around it), so the cache can rely on the same answers from each. As BentoCache's driver test suite.
  */
 import { describe, expect, it } from 'vitest';
-import { createEntry, encodeEntry } from '../../src/entry.js';
+import { createEntry, decodeEntry, encodeEntry } from '../../src/entry.js';
 import type { RemoteTier } from '../../src/types.js';
+
+/** A stored version 2 entry without its `e` and `g`: what a renewal must leave as it was. */
+function withoutExpiry(encoded: string): string {
+  return encoded.replace(/^(\[2,\d,\d+,)\d+,\d+,/, '$1');
+}
 
 export interface ContractSubject {
   readonly tier: RemoteTier;
@@ -195,8 +200,8 @@ export function describeRemoteTier(name: string, open: () => Promise<ContractSub
         expect(await renew({ ...base, ...times, token: 'holder' })).toBe('renewed');
         expect(await tier.get(lockKey)).toBeFalsy();
         const after = (await tier.get(key)) as string;
-        expect(JSON.parse(after)).toMatchObject({ c: createdAt, e: expiresAt, g: expiresAt + 30_000 });
-        expect(after.replace(/"e":\d+,"g":\d+/, '')).toBe(stored.replace(/"e":\d+,"g":\d+/, ''));
+        expect(decodeEntry(after)).toMatchObject({ createdAt, expiresAt, graceUntil: expiresAt + 30_000 });
+        expect(withoutExpiry(after)).toBe(withoutExpiry(stored));
         // A renewal of an entry no longer there, or of an older one than stored, changes nothing.
         expect(await renew({ ...base, ...times, createdAt: createdAt - 1, token: '' })).toBe('newer');
         // Its own lock key: a script's keys share one hash slot (a key and its lock do), as on a cluster they must.
@@ -207,11 +212,30 @@ export function describeRemoteTier(name: string, open: () => Promise<ContractSub
         // Longer digits than stored (a far expiry): the header is rebuilt, the value kept.
         const far = 10_000_000_000_000;
         expect(await renew({ ...base, expiresAt: far, graceUntil: far, token: '' })).toBe('renewed');
-        expect(JSON.parse((await tier.get(key)) as string)).toMatchObject({
-          c: createdAt,
-          e: far,
-          d: { big: 'x'.repeat(100) },
+        expect(decodeEntry((await tier.get(key)) as string)).toMatchObject({
+          createdAt,
+          expiresAt: far,
+          value: { big: 'x'.repeat(100) },
         });
+      }));
+
+    it('renews a version 1 entry (written before version 2) in place, and it stays version 1', () =>
+      use(async ({ tier, now }, p) => {
+        const renew = tier.renewLoaded?.bind(tier);
+        if (renew === undefined) return;
+        const key = `${p}k1`;
+        const createdAt = now() - 1_000;
+        const v1 = (e: number, g: number): string =>
+          `{"v":1,"k":0,"c":${createdAt},"e":${e},"g":${g},"t":[],"d":{"big":"${'x'.repeat(100)}"}}`;
+        await tier.set(key, v1(createdAt + 500, createdAt + 500), 10_000);
+        const base = { key, lockKey: `${p}__lock:{${p}k1}`, createdAt, channel: '', ttlMs: 60_000, token: '' };
+        const expiresAt = now() + 30_000;
+        expect(await renew({ ...base, expiresAt, graceUntil: expiresAt + 30_000 })).toBe('renewed');
+        expect(await tier.get(key)).toBe(v1(expiresAt, expiresAt + 30_000));
+        const far = 10_000_000_000_000;
+        expect(await renew({ ...base, expiresAt: far, graceUntil: far })).toBe('renewed');
+        expect(await tier.get(key)).toBe(v1(far, far));
+        expect(await renew({ ...base, createdAt: createdAt - 1, expiresAt: far, graceUntil: far })).toBe('newer');
       }));
 
     it('deletes by a literal prefix, and nothing that only shares its text', () =>

@@ -45,7 +45,8 @@ function heard(cache: Cache): number {
 /** What Redis holds for a key of `cache`, as a tiercache entry's value (undefined when absent). */
 async function inRedis(cache: Cache, key: string): Promise<unknown> {
   const stored = await fixture.raw.get(`${cache.prefix}${key}`);
-  return stored === null ? undefined : (JSON.parse(stored) as { d: unknown }).d;
+  // A version 2 entry is [v, k, c, e, g, t, d] (docs/wire-format.md).
+  return stored === null ? undefined : (JSON.parse(stored) as unknown[])[6];
 }
 
 for (const tracking of [true, false]) {

@@ -98,8 +98,8 @@ print(json.dumps(client.get(wire.full_key("plain")).decode()))
     await py(prefix, `wire.set("user:7", {"id": 7}, ttl="5m", grace="1m", tags=["users", "vip"])\nprint(1)`);
     const { raw } = fixture;
     const stored = (await raw.get(`${prefix}user:7`)) as string;
-    expect(stored).toMatch(/^\{"v":1,"k":0,"c":\d+,"e":\d+,"g":\d+,"t":\["users","vip"\],"d":\{"id":7\}\}$/);
-    const { c, e, g } = JSON.parse(stored) as { c: number; e: number; g: number };
+    expect(stored).toMatch(/^\[2,0,\d+,\d+,\d+,\["users","vip"\],\{"id":7\}\]$/);
+    const [, , c, e, g] = JSON.parse(stored) as [number, number, number, number, number];
     expect(e - c).toBe(300_000);
     expect(g - e).toBe(60_000);
     const pttl = await raw.pttl(`${prefix}user:7`);
@@ -249,12 +249,17 @@ print(json.dumps([
   it('reads hostile or foreign values as misses without raising, and leaves them in place', async () => {
     const prefix = uniquePrefix('hostile');
     const now = Date.now();
-    const envelope = (k: number, d: string, v = 1) =>
-      `{"v":${v},"k":${k},"c":${now},"e":${now + 60_000},"g":${now + 60_000},"t":[],"d":${d}}`;
+    const envelope = (k: number, d: string, v = 2) =>
+      v === 1
+        ? `{"v":1,"k":${k},"c":${now},"e":${now + 60_000},"g":${now + 60_000},"t":[],"d":${d}}`
+        : `[${v},${k},${now},${now + 60_000},${now + 60_000},[],${d}]`;
     const { raw } = fixture;
     const stored: Record<string, string> = {
       proto: envelope(1, '{"__proto__":{"$t":"Map","v":[]},"constructor":{"prototype":1}}'),
-      newer: envelope(0, '1', 2),
+      protoV1: envelope(1, '{"__proto__":{"$t":"Map","v":[]},"constructor":{"prototype":1}}', 1),
+      newer: envelope(0, '1', 3),
+      objectV2: `{"v":2,"k":0,"c":${now},"e":${now + 60_000},"g":${now + 60_000},"t":[],"d":1}`,
+      short: `[2,0,${now},${now + 60_000},${now + 60_000},[]]`,
       notjson: 'not json at all',
       badtag: envelope(1, '{"$t":"Function","v":"alert(1)"}'),
       badbase64: envelope(1, '{"$t":"Uint8Array","v":"!!"}'),
@@ -276,7 +281,10 @@ print(json.dumps(out))`,
     );
     expect(read).toEqual({
       proto: "{'__proto__': JSMap({}), 'constructor': {'prototype': 1}}",
+      protoV1: "{'__proto__': JSMap({}), 'constructor': {'prototype': 1}}",
       newer: null,
+      objectV2: null,
+      short: null,
       notjson: null,
       badtag: null,
       badbase64: null,
@@ -285,10 +293,12 @@ print(json.dumps(out))`,
       objectkey: null,
       bigdate: null,
     });
-    // tiercache agrees: the same entries are misses for it too, except the hostile-but-valid one.
+    // tiercache agrees: the same entries are misses for it too, except the hostile-but-valid ones.
     const cache = await fixture.open(prefix);
     expect(
-      (await cache.mget(['newer', 'notjson', 'badtag', 'badbase64', 'badmap'])).every((v) => v === undefined),
+      (await cache.mget(['newer', 'objectV2', 'short', 'notjson', 'badtag', 'badbase64', 'badmap'])).every(
+        (v) => v === undefined,
+      ),
     ).toBe(true);
     expect(await raw.exists(...Object.keys(stored).map((key) => `${prefix}${key}`))).toBe(Object.keys(stored).length);
   });

@@ -10,6 +10,12 @@ import { describe, expect, it } from 'vitest';
 import { useRedis } from './helpers/fixture.js';
 import { callDeltas, commandCalls, sleep, uniquePrefix } from './helpers/support.js';
 
+/** A stored version 2 entry's times and data (docs/wire-format.md: `[2,k,c,e,g,t,d]`). */
+function fields(stored: string): { c: number; e: number; d: unknown } {
+  const [, , c, e, , , d] = JSON.parse(stored) as [number, number, number, number, number, string[], unknown];
+  return { c, e, d };
+}
+
 const fx = useRedis();
 const WORKER = fileURLToPath(new URL('./helpers/many-worker.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -200,7 +206,7 @@ describe('conditional refresh against Redis', () => {
     const cache = await fx.open(prefix, { ttl: '300ms', grace: '1h' });
     const big = { etag: 'v1', body: 'x'.repeat(10_000) };
     await cache.set('doc', big, { tags: ['docs'] });
-    const before = JSON.parse((await fx.raw.get(`${prefix}doc`)) as string) as { c: number; e: number };
+    const before = fields((await fx.raw.get(`${prefix}doc`)) as string);
     await sleep(350);
     const monitor = await fx.raw.duplicate().monitor();
     const seen: string[] = [];
@@ -215,7 +221,7 @@ describe('conditional refresh against Redis', () => {
     monitor.disconnect();
     expect(stale).toBe('v1');
     expect(result).toMatchObject({ source: 'origin', value: big });
-    const after = JSON.parse((await fx.raw.get(`${prefix}doc`)) as string) as { c: number; e: number; d: unknown };
+    const after = fields((await fx.raw.get(`${prefix}doc`)) as string);
     expect(after.c).toBe(before.c);
     expect(after.e).toBeGreaterThan(before.e + 500_000);
     expect(after.d).toStrictEqual(big);

@@ -26,10 +26,17 @@ async function open(prefix: string, options: CacheOptions = {}): Promise<Cache> 
   return cache;
 }
 
-/** An envelope as a worker in another language would write it (docs/wire-format.md). */
-function envelope(data: string, { v = 1, k = 0, ttlMs = 60_000 } = {}): string {
+/** An envelope as a worker in another language would write it (docs/wire-format.md): version 2, or 1 (an object). */
+function envelope(data: string, { v = 2, k = 0, ttlMs = 60_000 } = {}): string {
   const now = Date.now();
-  return `{"v":${v},"k":${k},"c":${now},"e":${now + ttlMs},"g":${now + ttlMs},"t":[],"d":${data}}`;
+  if (v === 1) return `{"v":1,"k":${k},"c":${now},"e":${now + ttlMs},"g":${now + ttlMs},"t":[],"d":${data}}`;
+  return `[${v},${k},${now},${now + ttlMs},${now + ttlMs},[],${data}]`;
+}
+
+/** A stored version 2 entry's fields by name. */
+function fields(printed: string): Record<string, unknown> {
+  const [v, k, c, e, g, t, d] = JSON.parse(printed) as unknown[];
+  return { v, k, c, e, g, t, d };
 }
 
 function richValue() {
@@ -140,9 +147,9 @@ describe('the stored entry, as other tools see it', () => {
     const after = Date.now();
 
     const printed = await redis.cli('GET', `${prefix}order:1`);
-    const entry = JSON.parse(printed) as Record<string, unknown>;
-    expect(Object.keys(entry).sort()).toEqual(['c', 'd', 'e', 'g', 'k', 't', 'v']);
-    expect(entry).toMatchObject({ v: 1, k: 0, t: ['orders'], d: { total: 12.5, items: ['a', 'b'] } });
+    expect((JSON.parse(printed) as unknown[]).length).toBe(7);
+    const entry = fields(printed);
+    expect(entry).toMatchObject({ v: 2, k: 0, t: ['orders'], d: { total: 12.5, items: ['a', 'b'] } });
     const c = entry['c'] as number;
     expect(c).toBeGreaterThanOrEqual(before);
     expect(c).toBeLessThanOrEqual(after);
@@ -160,7 +167,7 @@ describe('the stored entry, as other tools see it', () => {
     const prefix = uniquePrefix('wire-tagged');
     const cache = await open(prefix);
     await cache.set('t', { at: new Date('2024-01-02T03:04:05.000Z'), n: 10n });
-    const entry = JSON.parse(await redis.cli('GET', `${prefix}t`)) as Record<string, unknown>;
+    const entry = fields(await redis.cli('GET', `${prefix}t`));
     expect(entry['k']).toBe(1);
     expect(entry['d']).toEqual({
       at: { $t: 'Date', v: '2024-01-02T03:04:05.000Z' },
@@ -172,9 +179,29 @@ describe('the stored entry, as other tools see it', () => {
     const prefix = uniquePrefix('interop');
     await redis.cli('SET', `${prefix}plain`, envelope('{"x":1,"y":[true,null]}'), 'PX', '60000');
     await redis.cli('SET', `${prefix}tagged`, envelope('{"$t":"Set","v":[1,{"$t":"BigInt","v":"5"}]}', { k: 1 }));
+    // Version 1, as tiercache wrote entries before version 2: still read.
+    await redis.cli('SET', `${prefix}v1`, envelope('{"$t":"Set","v":[1,{"$t":"BigInt","v":"5"}]}', { k: 1, v: 1 }));
     const cache = await open(prefix, { memory: false });
     expect(await cache.get('plain')).toStrictEqual({ x: 1, y: [true, null] });
     expect(await cache.get('tagged')).toStrictEqual(new Set([1, 5n]));
+    expect(await cache.get('v1')).toStrictEqual(new Set([1, 5n]));
+  });
+});
+
+describe('a rolling upgrade from version 1', () => {
+  it('a fresh version 1 entry answers a cold getOrSet without a load, and a stale one is replaced by version 2', async () => {
+    const prefix = uniquePrefix('upgrade');
+    await redis.cli('SET', `${prefix}fresh`, envelope('{"n":1}', { v: 1 }), 'PX', '60000');
+    await redis.cli('SET', `${prefix}stale`, envelope('{"n":1}', { v: 1, ttlMs: -1 }), 'PX', '60000');
+    const cache = await open(prefix);
+    let loads = 0;
+    const load = (): { n: number } => ({ n: 10 + ++loads });
+    // The "value or lock" script reads the version 1 header: fresh, so no lock and no load.
+    expect(await cache.getOrSetWithMeta('fresh', load)).toMatchObject({ value: { n: 1 }, source: 'redis' });
+    expect(loads).toBe(0);
+    expect(await cache.getOrSet('stale', load)).toStrictEqual({ n: 11 });
+    expect((await redis.cli('GET', `${prefix}stale`)).startsWith('[2,0,')).toBe(true);
+    await cache.close();
   });
 });
 
@@ -183,8 +210,9 @@ describe('bad stored entries', () => {
     const prefix = uniquePrefix('corrupt');
     const bad = {
       notJson: 'definitely {not json',
-      notObject: '[1,2,3]',
-      futureVersion: envelope('"v2 data"', { v: 2 }),
+      notEntry: '[1,2,3]',
+      futureVersion: envelope('"v3 data"', { v: 3 }),
+      objectOfVersion2: '{"v":2,"k":0,"c":1,"e":2,"g":3,"t":[],"d":"x"}',
       noVersion: '{"d":"x"}',
       missingTimes: '{"v":1,"k":0,"t":[],"d":"x"}',
       badTag: envelope('{"$t":"Function","v":"alert(1)"}', { k: 1 }),
@@ -211,7 +239,7 @@ describe('bad stored entries', () => {
     const cache = await open(prefix);
     const result = await cache.getOrSetWithMeta('k', () => 'fresh');
     expect(result).toMatchObject({ value: 'fresh', source: 'origin' });
-    expect(JSON.parse(await redis.cli('GET', `${prefix}k`))).toMatchObject({ v: 1, d: 'fresh' });
+    expect(fields(await redis.cli('GET', `${prefix}k`))).toMatchObject({ v: 2, d: 'fresh' });
   });
 
   it('a stored entry larger than maxValueBytes reads as a miss', async () => {

@@ -527,8 +527,8 @@ describe('values set cannot hold', () => {
   it('refuses a value over maxValueBytes, counted in UTF-8 bytes, and keeps the previous one', async () => {
     const { cache, clock } = setup({ maxValueBytes: 200 });
     await cache.set('k', 'small');
-    // 70 two-byte characters: the entry is under 200 characters but over 200 bytes.
-    const value = 'é'.repeat(70);
+    // 85 two-byte characters: the entry is under 200 characters but over 200 bytes.
+    const value = 'é'.repeat(85);
     const entry = encodeEntry(createEntry(value, clock.now(), DEFAULTS.ttl, 0, []));
     expect(entry.length).toBeLessThan(200);
     expect(Buffer.byteLength(entry)).toBeGreaterThan(200);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigurationError, createCache } from '../../src/index.js';
 import type { Cache, CacheOptions, LoaderContext, ManyLoaderContext } from '../../src/index.js';
 import { ChaosRemoteTier, InMemoryRemoteTier } from '../../src/testing/index.js';
+import { decodeEntry } from '../../src/entry.js';
 import { MINUTE, SECOND, fakeClock } from './fake-clock.js';
 import type { FakeClock } from './fake-clock.js';
 
@@ -234,8 +235,9 @@ describe('conditional refresh', () => {
     expect(result).toMatchObject({ value: { etag: 'a1', body: 'hello' }, source: 'origin', expiresInMs: MINUTE });
     const stored = (await remote.get('tiercache:doc')) as string;
     // Same creation time and value bytes; only the expiry fields moved.
-    expect(stored.replace(/"e":\d+,"g":\d+/, '')).toBe((written as string).replace(/"e":\d+,"g":\d+/, ''));
-    expect(JSON.parse(stored)).toMatchObject({ c: createdAt, e: clock.now() + MINUTE });
+    const withoutExpiry = (text: string): string => text.replace(/^(\[2,\d,\d+,)\d+,\d+,/, '$1');
+    expect(withoutExpiry(stored)).toBe(withoutExpiry(written as string));
+    expect(decodeEntry(stored)).toMatchObject({ createdAt, expiresAt: clock.now() + MINUTE });
     expect(remote.pttl('tiercache:doc')).toBe(MINUTE + 3600_000);
     expect(await cache.getWithMeta('doc')).toMatchObject({ source: 'memory', expiresInMs: MINUTE });
   });
@@ -354,8 +356,8 @@ describe('getOrSetMany across instances and without Redis', () => {
     await cache.getOrSet('cfg', load, options); // a hit past half the TTL: one background refresh
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(seen).toStrictEqual([undefined, 1]);
-    const stored = JSON.parse((await remote.get('tiercache:cfg')) as string) as { c: number; e: number };
-    expect(stored).toMatchObject({ c: createdAt, e: clock.now() + 10 * SECOND });
+    const stored = decodeEntry((await remote.get('tiercache:cfg')) as string);
+    expect(stored).toMatchObject({ createdAt, expiresAt: clock.now() + 10 * SECOND });
     version = 2;
     clock.advance(9 * SECOND);
     expect(await cache.get('cfg')).toStrictEqual({ v: 1 });

@@ -13,14 +13,16 @@ function roundTrip(value: unknown): unknown {
   return decodeEntry(encode(value)).value;
 }
 
-/** The envelope as a reader in another language would see it. */
+/** The envelope's fields by name, as a reader in another language would take them out of the array. */
 function envelope(value: unknown): Record<string, unknown> {
-  return JSON.parse(encode(value)) as Record<string, unknown>;
+  const [v, k, c, e, g, t, d] = JSON.parse(encode(value)) as unknown[];
+  return { v, k, c, e, g, t, d };
 }
 
-/** A hand-written stored entry around the raw JSON text of `d`. */
-function stored(d: string, k: 0 | 1 = 1): string {
-  return `{"v":1,"k":${k},"c":${NOW},"e":${NOW + 1000},"g":${NOW + 2000},"t":[],"d":${d}}`;
+/** A hand-written stored entry around the raw JSON text of `d`, in the version written now (2) or in version 1. */
+function stored(d: string, k: 0 | 1 = 1, version: 1 | 2 = 2): string {
+  if (version === 1) return `{"v":1,"k":${k},"c":${NOW},"e":${NOW + 1000},"g":${NOW + 2000},"t":[],"d":${d}}`;
+  return `[2,${k},${NOW},${NOW + 1000},${NOW + 2000},[],${d}]`;
 }
 
 function expectPrototypeUntouched(): void {
@@ -31,11 +33,9 @@ function expectPrototypeUntouched(): void {
 }
 
 describe('the envelope', () => {
-  it('holds the format version, kind, times in ms since the epoch, tags and data under fixed names', () => {
+  it('holds the format version, kind, times in ms since the epoch, tags and data at fixed positions', () => {
     const text = encodeEntry(createEntry({ a: 1 }, NOW, 60_000, 5_000, ['user', 'org:7']));
-    expect(text).toBe(
-      `{"v":1,"k":0,"c":${NOW},"e":${NOW + 60_000},"g":${NOW + 65_000},"t":["user","org:7"],"d":{"a":1}}`,
-    );
+    expect(text).toBe(`[2,0,${NOW},${NOW + 60_000},${NOW + 65_000},["user","org:7"],{"a":1}]`);
   });
 
   it('decodes back to the entry it was made from', () => {
@@ -44,9 +44,15 @@ describe('the envelope', () => {
     expect(entry.graceUntil).toBe(entry.expiresAt);
   });
 
-  it('is written with version 1', () => {
-    expect(FORMAT_VERSION).toBe(1);
-    expect(envelope(1)['v']).toBe(1);
+  it('is written with version 2', () => {
+    expect(FORMAT_VERSION).toBe(2);
+    expect(envelope(1)['v']).toBe(2);
+  });
+
+  it('still reads version 1 entries, the JSON object that tiercache wrote before', () => {
+    const v1 = `{"v":1,"k":0,"c":${NOW},"e":${NOW + 60_000},"g":${NOW + 65_000},"t":["user"],"d":{"a":1}}`;
+    expect(decodeEntry(v1)).toStrictEqual(createEntry({ a: 1 }, NOW, 60_000, 5_000, ['user']));
+    expect(decodeEntry(stored('{"$t":"BigInt","v":"7"}', 1, 1)).value).toBe(7n);
   });
 });
 
@@ -211,8 +217,8 @@ describe('k: whether readers must revive', () => {
   it('is 0 for plain JSON values, which are written exactly as JSON.stringify writes them', () => {
     for (const value of [null, true, 0, -1.5, 'text', [], {}, [1, 'a', null], { a: { b: [1, 2, { c: 'd' }] } }]) {
       const text = encode(value);
-      expect(JSON.parse(text)).toMatchObject({ k: 0 });
-      expect(text.endsWith(`"d":${JSON.stringify(value)}}`)).toBe(true);
+      expect((JSON.parse(text) as unknown[])[1]).toBe(0);
+      expect(text.endsWith(`,${JSON.stringify(value)}]`)).toBe(true);
       expect(decodeEntry(text).value).toStrictEqual(value);
     }
   });
@@ -266,7 +272,7 @@ describe('__proto__ in data', () => {
     const value: Record<string, unknown> = { when: new Date(0) };
     Object.defineProperty(value, '__proto__', { value: { polluted: 1 }, enumerable: true, writable: true });
     const text = encode(value);
-    expect(JSON.parse(text)).toMatchObject({ k: 1 });
+    expect((JSON.parse(text) as unknown[])[1]).toBe(1);
     const back = roundTrip(value) as Record<string, unknown>;
     expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
     expect(Object.getOwnPropertyDescriptor(back, '__proto__')?.value).toStrictEqual({ polluted: 1 });
@@ -283,7 +289,14 @@ describe('__proto__ in data', () => {
     expectPrototypeUntouched();
   });
 
-  it('decodes hostile hand-written entries without polluting any prototype', () => {
+  /** The same hand-written entry in version 1. */
+  const toV1 = (text: string): string => {
+    const prefix = `[2,1,${NOW},${NOW + 1000},${NOW + 2000},[],`;
+    const k = text.startsWith(prefix) ? 1 : 0;
+    return stored(text.slice(prefix.length, -1), k, 1);
+  };
+
+  it('decodes hostile hand-written entries of either version without polluting any prototype', () => {
     const hostile = [
       stored('{"__proto__":{"$t":"Map","v":[]}}'),
       stored('{"__proto__":{"polluted":1}}'),
@@ -294,7 +307,7 @@ describe('__proto__ in data', () => {
       stored('{"constructor":{"prototype":{"polluted":1}}}'),
       stored('[{"__proto__":{"__proto__":{"polluted":1}}}]'),
     ];
-    for (const raw of hostile) {
+    for (const raw of [...hostile, ...hostile.map((text) => toV1(text))]) {
       const value = decodeEntry(raw).value;
       expectPrototypeUntouched();
       expect(value).not.toHaveProperty('polluted');
@@ -377,6 +390,16 @@ describe('decoding what is not a well-formed entry', () => {
     ['an unknown version', `{"v":2,"k":0,"c":1,"e":2,"g":3,"t":[],"d":1}`],
     ['a version as a string', `{"v":"1","k":0,"c":1,"e":2,"g":3,"t":[],"d":1}`],
     ['no version', `{"k":0,"c":1,"e":2,"g":3,"t":[],"d":1}`],
+    ['a version 2 array of six elements', `[2,0,1,2,3,[]]`],
+    ['an empty array', `[]`],
+    ['a version 2 time as a string', `[2,0,"1",2,3,[],1]`],
+    ['a version 2 k that is neither 0 nor 1', `[2,2,1,2,3,[],1]`],
+    ['a version 2 k that is missing', `[2,null,1,2,3,[],1]`],
+    ['version 2 tags that are not an array', `[2,0,1,2,3,{},1]`],
+    ['a version 2 tag that is not a string', `[2,0,1,2,3,[1],1]`],
+    ['an array of an unknown version', `[3,0,1,2,3,[],1]`],
+    ['an array claiming version 1', `[1,0,1,2,3,[],1]`],
+    ['an object claiming version 2', `{"v":2,"k":0,"c":1,"e":2,"g":3,"t":[],"d":1}`],
     ['no created time', `{"v":1,"k":0,"e":2,"g":3,"t":[],"d":1}`],
     ['no expiry', `{"v":1,"k":0,"c":1,"g":3,"t":[],"d":1}`],
     ['no grace end', `{"v":1,"k":0,"c":1,"e":2,"t":[],"d":1}`],
@@ -405,11 +428,18 @@ describe('decoding what is not a well-formed entry', () => {
   });
 
   it('leaves tagged-looking data alone when k is 0', () => {
-    const value = decodeEntry(stored('{"$t":"Date","v":"2020-01-01T00:00:00.000Z"}', 0)).value;
-    expect(value).toStrictEqual({ $t: 'Date', v: '2020-01-01T00:00:00.000Z' });
+    for (const version of [1, 2] as const) {
+      const value = decodeEntry(stored('{"$t":"Date","v":"2020-01-01T00:00:00.000Z"}', 0, version)).value;
+      expect(value).toStrictEqual({ $t: 'Date', v: '2020-01-01T00:00:00.000Z' });
+    }
   });
 
-  it('ignores unknown envelope fields and reads the fields in any order', () => {
+  it('ignores version 2 elements after the data, where a later minor addition would go', () => {
+    const entry = decodeEntry(`[2,0,10,20,30,["a"],[1],"future",{"x":1}]`);
+    expect(entry).toStrictEqual({ value: [1], createdAt: 10, expiresAt: 20, graceUntil: 30, tags: ['a'] });
+  });
+
+  it('ignores unknown version 1 fields and reads them in any order', () => {
     const entry = decodeEntry(`{"d":[1],"x":"future","t":["a"],"g":30,"e":20,"c":10,"k":0,"v":1}`);
     expect(entry).toStrictEqual({ value: [1], createdAt: 10, expiresAt: 20, graceUntil: 30, tags: ['a'] });
   });
