@@ -39,7 +39,6 @@ function checkTtl(ttlMs: number, command: string): void {
   }
 }
 
-/** The creation time the stored envelope carries, read the way the Redis script reads it. */
 export interface InMemoryRemoteTierOptions {
   /** Where expiry time comes from; share the `FakeClock` the caches use. @default Date.now */
   readonly clock?: Clock;
