@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FORMAT_VERSION, createEntry, decodeEntry, encodeEntry } from '../../src/entry.js';
+import {
+  FORMAT_VERSION,
+  createEntry,
+  decodeEntry,
+  encodeEntry,
+  storedCreatedAt,
+  storedFreshAt,
+  withTimes,
+} from '../../src/entry.js';
 import { DecodeError, EncodeError } from '../../src/serializer.js';
 
 const NOW = Date.UTC(2026, 0, 1);
@@ -53,6 +61,36 @@ describe('the envelope', () => {
     const v1 = `{"v":1,"k":0,"c":${NOW},"e":${NOW + 60_000},"g":${NOW + 65_000},"t":["user"],"d":{"a":1}}`;
     expect(decodeEntry(v1)).toStrictEqual(createEntry({ a: 1 }, NOW, 60_000, 5_000, ['user']));
     expect(decodeEntry(stored('{"$t":"BigInt","v":"7"}', 1, 1)).value).toBe(7n);
+  });
+});
+
+describe('the header, read without decoding the value (as the Redis scripts read it)', () => {
+  const v2 = `[2,0,${NOW},${NOW + 1000},${NOW + 2000},["t"],{"c":1,"e":99999999999999}]`;
+  const v1 = `{"v":1,"k":0,"c":${NOW},"e":${NOW + 1000},"g":${NOW + 2000},"t":["t"],"d":{"c":1,"e":99999999999999}}`;
+
+  it('gives the creation time and freshness of either version, and nothing for other text', () => {
+    for (const text of [v2, v1]) {
+      expect(storedCreatedAt(text)).toBe(NOW);
+      expect(storedFreshAt(text, NOW + 999)).toBe(true);
+      expect(storedFreshAt(text, NOW + 1000)).toBe(false);
+    }
+    for (const text of ['[3,0,1,2,3,[],1]', '{"d":{"c":1,"e":2}}', 'token', null, undefined]) {
+      expect(storedCreatedAt(text)).toBeUndefined();
+      expect(storedFreshAt(text, 0)).toBe(false);
+    }
+  });
+
+  it('rewrites e and g of either version and leaves every other byte as it was', () => {
+    expect(withTimes(v2, 5, 6)).toStrictEqual({
+      createdAt: NOW,
+      encoded: v2.replace(`${NOW + 1000},${NOW + 2000}`, '5,6'),
+    });
+    expect(withTimes(v1, 5, 6)).toStrictEqual({
+      createdAt: NOW,
+      encoded: v1.replace(`"e":${NOW + 1000},"g":${NOW + 2000}`, '"e":5,"g":6'),
+    });
+    expect(decodeEntry(withTimes(v2, 5, 6)?.encoded as string)).toMatchObject({ expiresAt: 5, graceUntil: 6 });
+    expect(withTimes('{"d":1}', 5, 6)).toBeUndefined();
   });
 });
 
