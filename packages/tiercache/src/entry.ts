@@ -123,7 +123,7 @@ const HEADER = /^(?:\[2,\d,(\d+),(\d+),|\{"v":1,"k":\d,"c":(\d+),"e":(\d+))/;
  * Whether a stored entry, as encoded (the header in its fixed field order), is still fresh at `now`, read off the
  * header without decoding the value, the way the Redis scripts read it.
  */
-export function storedFreshAt(encoded: string | null | undefined, now: number): boolean {
+export function storedFreshAt(encoded: unknown, now: number): boolean {
   if (typeof encoded !== 'string') return false;
   const match = HEADER.exec(encoded);
   const expires = match?.[2] ?? match?.[4];
@@ -131,7 +131,7 @@ export function storedFreshAt(encoded: string | null | undefined, now: number): 
 }
 
 /** The `c` (created at) of a stored entry, read off its header; undefined for anything else. */
-export function storedCreatedAt(encoded: string | null | undefined): number | undefined {
+export function storedCreatedAt(encoded: unknown): number | undefined {
   if (typeof encoded !== 'string') return undefined;
   const match = HEADER.exec(encoded);
   const created = match?.[1] ?? match?.[3];

@@ -1,3 +1,5 @@
+import type { CacheError } from './errors.js';
+
 /** The contracts every part of tiercache is written against. Implementations live in tiers/, resilience/ and so on. */
 
 /** Where time comes from. Inject a fake one in tests; `Date.now` in production. Milliseconds since the epoch. */
@@ -53,6 +55,12 @@ export interface LockedRead {
   readonly key: string;
   readonly lockKey: string;
 }
+
+/**
+ * One key's answer in a multi-key read: the stored string; `null` or undefined for a miss; or, on a Redis Cluster where
+ * the other nodes answered, the error of the node that holds the key (its master down): that key's own failure.
+ */
+export type KeyReply = string | null | undefined | CacheError;
 
 /** What a "value or lock" read found: the stored string (any age), and whether this caller now holds the lock. */
 export interface LockedReadReply {
@@ -126,12 +134,17 @@ export interface RemoteTier {
   onStatus(listener: StatusListener): () => void;
   /** The stored string; `null` or undefined for a miss. May reject with an untyped error (the accessor maps it). */
   get(key: string): Promise<string | null | undefined>;
-  getMany(keys: readonly string[]): Promise<(string | null | undefined)[]>;
+  getMany(keys: readonly string[]): Promise<KeyReply[]>;
   /**
    * In one round trip per hash slot: each key's stored string, and for each key without an entry fresh at `now`
    * (its `e` past `now`), `SET lockKey token NX PX ttlMs`.
    */
-  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReply[]>;
+  readOrLock(
+    reads: readonly LockedRead[],
+    token: string,
+    ttlMs: number,
+    now: number,
+  ): Promise<(LockedReadReply | CacheError)[]>;
   /** A turn's writes in one round trip (per hash slot on a cluster), with a reply per op. */
   write(ops: readonly WriteOp[], mode: WriteMode): Promise<WriteReply[]>;
   set(key: string, value: string, ttlMs: number): Promise<unknown>;
@@ -205,6 +218,11 @@ export interface CallPolicy {
   ): void;
   /** True while a call would be turned away without being tried (open, or half-open with the probe out). */
   readonly rejecting: boolean;
+  /**
+   * A failure outside `run`: one node's share of a batch that otherwise answered (a Redis Cluster master down). While
+   * closed it counts as a failed call would; otherwise it changes nothing (the probe's own outcome decides).
+   */
+  countFailure(): void;
 }
 
 /**

@@ -178,7 +178,8 @@ export class ReadPath {
     for (let j = 0; j < missing.length; j++) {
       const index = missing[j] as number;
       const raw = values[j];
-      const entry = this.#decode(keys[index] as string, raw);
+      // UNREACHED: this key's cluster node did not answer (reported once by the batcher); a miss like any other.
+      const entry = raw === UNREACHED ? undefined : this.#decode(keys[index] as string, raw);
       if (entry === undefined || typeof raw !== 'string' || !isFresh(entry, now)) {
         counters.misses++;
         instruments?.read(fullKeys[j] as string, 'miss');

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { storedCreatedAt } from '../entry.js';
 import type { Entry } from '../entry.js';
 import type { Counters } from '../observability/stats.js';
-import type { MemoryTier } from '../types.js';
+import type { KeyReply, MemoryTier } from '../types.js';
 import { sharesTag } from './tags.js';
 
 /** How long an expected tracking echo of our own script write is waited for. */
@@ -170,9 +170,10 @@ export class Coherence {
 
   /**
    * The check's answer (`current[i]` is what Redis holds at `checked[i]`'s key): a copy stays only if Redis still holds
-   * the entry it was made from. Only the checked copy goes: one made since, by a read or a write here, is not stale.
+   * the entry it was made from (a key whose cluster node did not answer is not known to: its copy goes). Only the checked
+   * copy goes: one made since, by a read or a write here, is not stale.
    */
-  dropChanged(checked: readonly (readonly [string, Entry])[], current: readonly (string | null | undefined)[]): void {
+  dropChanged(checked: readonly (readonly [string, Entry])[], current: readonly KeyReply[]): void {
     const stale = new Set<Entry>();
     checked.forEach(([key, entry], i) => {
       if (storedCreatedAt(current[i]) === entry.createdAt) return;

@@ -199,6 +199,11 @@ export class CircuitBreaker implements CallPolicy {
     this.#flush();
   }
 
+  countFailure(): void {
+    const state = this.#state;
+    if (state.name === 'closed') this.failure(state.pass, undefined);
+  }
+
   /** The probe's outcome is unknown (the call was abandoned): frees the probe slot with no verdict. */
   release(ticket: AdmittedTicket): void {
     if (this.#state.name === 'closed') return;

@@ -5,6 +5,7 @@ import type {
   LoadedWrite,
   LockGuard,
   LockedRead,
+  KeyReply,
   LockedReadReply,
   RemoteCounters,
   RemoteStatus,
@@ -280,7 +281,7 @@ export class ChaosRemoteTier implements RemoteTier {
     return this.#run('get', () => this.#inner.get(key));
   }
 
-  getMany(keys: readonly string[]): Promise<(string | null | undefined)[]> {
+  getMany(keys: readonly string[]): Promise<KeyReply[]> {
     return this.#run('getMany', () => this.#inner.getMany(keys));
   }
 

@@ -1,5 +1,6 @@
 import { storedCreatedAt, storedFreshAt, withTimes } from '../entry.js';
 import { ConfigurationError, ConnectionError, RedisReplyError, describeValue } from '../errors.js';
+import type { CacheError } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
 import { systemClock } from '../types.js';
 import type {
@@ -8,6 +9,7 @@ import type {
   LoadedWrite,
   LockGuard,
   LockedRead,
+  KeyReply,
   LockedReadReply,
   RemoteStatus,
   RemoteTier,
@@ -89,7 +91,13 @@ export class InMemoryRemoteTier implements RemoteTier {
     };
   }
 
-  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReply[]> {
+  /** As the contract says: a subclass may answer a key with a CacheError (a cluster node down) to test that path. */
+  readOrLock(
+    reads: readonly LockedRead[],
+    token: string,
+    ttlMs: number,
+    now: number,
+  ): Promise<(LockedReadReply | CacheError)[]> {
     return readOrLockByPrimitives(this, reads, token, ttlMs, now);
   }
 
@@ -102,7 +110,8 @@ export class InMemoryRemoteTier implements RemoteTier {
     return this.#read(key, this.#clock.now())?.value;
   }
 
-  async getMany(keys: readonly string[]): Promise<(string | undefined)[]> {
+  /** As the contract says: a subclass may answer a key with a CacheError (a cluster node down) to test that path. */
+  async getMany(keys: readonly string[]): Promise<KeyReply[]> {
     this.#open();
     const now = this.#clock.now();
     return keys.map((key) => this.#read(key, now)?.value);

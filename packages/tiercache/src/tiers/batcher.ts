@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { CacheError } from '../errors.js';
+import { CacheError } from '../errors.js';
 import type { Instruments } from '../observability/instruments.js';
-import type { LockedRead, LockedReadReply, WriteOp, WriteReply } from '../types.js';
+import type { KeyReply, LockedRead, LockedReadReply, WriteOp, WriteReply } from '../types.js';
 import { toCacheError } from './errors.js';
 import type { RemoteAccessor, RemoteOperation, RemoteOutcome } from './remote-accessor.js';
 
@@ -10,6 +10,9 @@ export const UNREACHED = Symbol('redis unreached');
 export type Unreached = typeof UNREACHED;
 
 export type RawValue = string | null | undefined;
+
+/** A multi-key read's answer per key: what Redis had, or UNREACHED for a key whose cluster node did not answer. */
+export type RawValues = readonly (RawValue | Unreached)[];
 
 const NOT_SENT: Promise<Unreached> = Promise.resolve(UNREACHED);
 /** The `at` of a multi-get that is the batch's first read: it takes the batch's values as they are. */
@@ -45,7 +48,7 @@ export interface TurnBatcherOptions {
 interface ReadRequest {
   /** Index into the batch's keys, or several for a multi-get. */
   readonly at: number | readonly number[];
-  readonly resolve: (value: RawValue | readonly RawValue[] | Unreached) => void;
+  readonly resolve: (value: RawValue | RawValues | Unreached) => void;
 }
 
 interface LockRequest {
@@ -119,8 +122,8 @@ export class TurnBatcher {
     this.#queued(this.#keys.length);
   }
 
-  /** The stored strings of several full keys, in order, or UNREACHED. */
-  readMany(fullKeys: readonly string[]): Promise<readonly RawValue[] | Unreached> {
+  /** The stored strings of several full keys, in order (UNREACHED for a key whose cluster node failed), or UNREACHED. */
+  readMany(fullKeys: readonly string[]): Promise<RawValues | Unreached> {
     if (this.#skip('read')) return NOT_SENT;
     return new Promise((resolve) => {
       let at: readonly number[];
@@ -248,7 +251,7 @@ export class TurnBatcher {
           for (const read of reads) read.resolve(UNREACHED);
           return;
         }
-        const values = outcome.value;
+        const values = this.#perKey(outcome.value);
         for (const read of reads) {
           const at = read.at;
           read.resolve(typeof at === 'number' ? values[at] : at === IDENTITY ? values : at.map((i) => values[i]));
@@ -283,6 +286,7 @@ export class TurnBatcher {
       (outcome) => {
         this.#inflight--;
         const answered = new Set<number>();
+        const reported = new Set<CacheError>();
         for (const lock of locks) {
           if (!outcome.ok) {
             lock.resolve(UNREACHED);
@@ -290,7 +294,10 @@ export class TurnBatcher {
           }
           const at = unique.get(lock.read.key) as number;
           const reply = outcome.value[at];
-          if (reply === undefined) lock.resolve(UNREACHED);
+          if (reply instanceof CacheError) {
+            this.#reportOnce(reported, 'lock', reply);
+            lock.resolve(UNREACHED);
+          } else if (reply === undefined) lock.resolve(UNREACHED);
           else {
             // Only the first asker holds a lock taken for a key asked twice.
             lock.resolve({ value: reply.value, locked: reply.locked && !answered.has(at), token });
@@ -326,9 +333,38 @@ export class TurnBatcher {
           for (const write of writes) write.resolve(outcome);
           return;
         }
-        writes.forEach((write, i) => write.resolve(this.#own(write, outcome.value[i])));
+        // Ops of a cluster node that failed share its error (a CacheError; a command's own reply error is not one): it
+        // counts against the breaker once, as one call would.
+        const nodeErrors = new Set<CacheError>();
+        writes.forEach((write, i) => {
+          const reply = outcome.value[i];
+          if (reply !== undefined && !reply.ok && reply.error instanceof CacheError) nodeErrors.add(reply.error);
+          write.resolve(this.#own(write, reply));
+        });
+        for (const error of nodeErrors) this.#accessor.countPartialFailure(error);
       },
     );
+  }
+
+  /**
+   * A multi-key reply as the callers take it: a key whose cluster node failed while the others answered is UNREACHED
+   * (its caller falls back), and each node's error is reported once. Nothing to do in the common case.
+   */
+  #perKey(values: readonly KeyReply[]): RawValues {
+    if (!values.some((value) => value instanceof CacheError)) return values as readonly RawValue[];
+    const reported = new Set<CacheError>();
+    return values.map((value) => {
+      if (!(value instanceof CacheError)) return value;
+      this.#reportOnce(reported, 'get', value);
+      return UNREACHED;
+    });
+  }
+
+  #reportOnce(reported: Set<CacheError>, operation: RemoteOperation, error: CacheError): void {
+    if (reported.has(error)) return;
+    reported.add(error);
+    this.#report(operation, undefined, error);
+    this.#accessor.countPartialFailure(error);
   }
 
   #own(write: WriteRequest, reply: WriteReply | undefined): RemoteOutcome<unknown> {

@@ -1,6 +1,8 @@
 import { Cluster } from 'ioredis';
 import type { ChainableCommander, Redis } from 'ioredis';
+import type { CacheError } from '../errors.js';
 import type { LockedRead, LockedReadReply, RemoteWrite, WriteMode, WriteOp, WriteReply } from '../types.js';
+import { toCacheError } from './errors.js';
 import { groupByNodeAndSlot, repliesOf } from './redis-connection.js';
 import { loadedArgs } from './redis-scripts.js';
 import type { PipelineOp, ScriptCommands, TagPipeline } from './redis-scripts.js';
@@ -15,6 +17,25 @@ export interface SlotReply {
 }
 
 const WRITTEN: WriteReply = Object.freeze({ ok: true, value: true });
+
+/**
+ * The error of a slot's share that failed, one per distinct message in a batch: a node down fails all its slots with
+ * one error, and so does a `CLUSTERDOWN` on every slot, each reported and counted once, not once a slot.
+ */
+export function slotFailure(seen: Map<string, CacheError>, error: Error): CacheError {
+  let failed = seen.get(error.message);
+  if (failed === undefined) {
+    failed = toCacheError(error);
+    seen.set(error.message, failed);
+  }
+  return failed;
+}
+
+/** The round trips of one batch, one per node: when none went through, the batch failed as a whole. */
+function throwIfAllFailed(nodeErrors: readonly (Error | undefined)[]): void {
+  const first = nodeErrors[0];
+  if (first !== undefined && nodeErrors.every((error) => error !== undefined)) throw first;
+}
 
 /**
  * The multi-key commands of the Redis tier: a turn's writes as one script or pipeline, the loads' "value or lock"
@@ -62,9 +83,9 @@ export class RedisBatches {
     token: string,
     ttlMs: number,
     now: number,
-  ): Promise<LockedReadReply[]> {
+  ): Promise<(LockedReadReply | CacheError)[]> {
     if (reads.length === 0) return [];
-    const out = new Array<LockedReadReply>(reads.length);
+    const out = new Array<LockedReadReply | CacheError>(reads.length);
     const argsOf = (indexes: readonly number[]): (string | number)[] => {
       const args: (string | number)[] = [];
       for (const i of indexes) {
@@ -93,9 +114,14 @@ export class RedisBatches {
         (p as unknown as TagPipeline).tiercacheReadOrLock(indexes.length * 2, ...argsOf(indexes));
       },
     );
+    const seen = new Map<string, CacheError>();
     for (const { indexes, error, reply } of replies) {
-      if (error) throw error;
-      fill(indexes, reply as unknown[]);
+      if (error === null) fill(indexes, reply as unknown[]);
+      else {
+        // That slot's node (or its command) failed while others answered: its keys fail, the others do not.
+        const failed = slotFailure(seen, error);
+        for (const index of indexes) out[index] = failed;
+      }
     }
     return out;
   }
@@ -170,7 +196,9 @@ export class RedisBatches {
 
   /**
    * On a cluster: one command per hash slot (`add` queues it for the slot's items), the slots of one node in one
-   * pipeline, the nodes in parallel. One round trip per node however many slots the batch spans.
+   * pipeline, the nodes in parallel. One round trip per node however many slots the batch spans. A node that fails
+   * (down, timed out) fails its slots' share only; when every node failed, the batch fails (throws), so that the
+   * accessor counts it and the breaker sees it.
    */
   async bySlot<T>(
     items: readonly T[],
@@ -179,18 +207,28 @@ export class RedisBatches {
   ): Promise<SlotReply[]> {
     const client = this.#client as Cluster;
     const out: SlotReply[] = [];
-    await Promise.all(
-      [...groupByNodeAndSlot(client, items, keyOf).values()].map(async (slots) => {
+    const nodeErrors = await Promise.all(
+      [...groupByNodeAndSlot(client, items, keyOf).values()].map(async (slots): Promise<Error | undefined> => {
         const groups = [...slots.values()];
         const pipeline = client.pipeline();
         for (const indexes of groups) add(pipeline, indexes);
-        const results = repliesOf(await this.#bound(pipeline.exec()), groups.length);
+        let results: PipelineResult[];
+        try {
+          results = repliesOf(await this.#bound(pipeline.exec()), groups.length);
+        } catch (error) {
+          // One error for the node's slots.
+          const failed = toCacheError(error);
+          for (const indexes of groups) out.push({ indexes, error: failed, reply: undefined });
+          return failed;
+        }
         groups.forEach((indexes, g) => {
           const [error, reply] = results[g] as PipelineResult;
           out.push({ indexes, error, reply });
         });
+        return undefined;
       }),
     );
+    throwIfAllFailed(nodeErrors);
     return out;
   }
 
@@ -206,16 +244,27 @@ export class RedisBatches {
           )
         : [ops.map((_, i) => i)];
     const out = new Array<PipelineResult>(ops.length);
-    await Promise.all(
-      groups.map(async (indexes) => {
+    const nodeErrors = await Promise.all(
+      groups.map(async (indexes): Promise<Error | undefined> => {
         const pipeline = this.#client.pipeline();
         for (const i of indexes) (ops[i] as PipelineOp).add(pipeline);
-        const results = (await this.#bound(pipeline.exec())) ?? [];
+        let results: PipelineResult[];
+        try {
+          results = (await this.#bound(pipeline.exec())) ?? [];
+        } catch (error) {
+          // One node of several: its ops fail with the node's error (a CacheError, unlike a command's own reply
+          // error, so the batcher can tell); the other nodes' ops went through.
+          const failed = toCacheError(error);
+          for (const index of indexes) out[index] = [failed, undefined];
+          return failed;
+        }
         indexes.forEach((index, j) => {
           out[index] = results[j] ?? [new Error('missing pipeline reply'), undefined];
         });
+        return undefined;
       }),
     );
+    throwIfAllFailed(nodeErrors);
     return out;
   }
 }

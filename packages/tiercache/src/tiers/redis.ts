@@ -10,6 +10,7 @@ import type {
   LoadedRenewal,
   LoadedWrite,
   LockGuard,
+  KeyReply,
   LockedRead,
   LockedReadReply,
   RemoteStatus,
@@ -25,7 +26,7 @@ import type {
 } from '../types.js';
 import { Subscriber } from './redis-subscriber.js';
 import { ClusterSubscriber } from './redis-cluster-subscriber.js';
-import { RedisBatches } from './redis-batch.js';
+import { RedisBatches, slotFailure } from './redis-batch.js';
 import { unlinkByPrefix, unlinkMany } from './redis-delete.js';
 import type { DeleteContext } from './redis-delete.js';
 import { RedisStrategyStore } from './redis-strategies.js';
@@ -203,18 +204,24 @@ export class RedisTier implements RemoteTier {
     return command.promise as Promise<T>;
   }
 
-  async getMany(keys: readonly string[]): Promise<(string | null | undefined)[]> {
+  async getMany(keys: readonly string[]): Promise<KeyReply[]> {
     if (keys.length === 0) return [];
     try {
       if (!(this.#client instanceof Cluster)) return await this.#sendBounded<(string | null)[]>('mget', [...keys]);
       // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, one pipeline per node.
-      const out = new Array<string | undefined>(keys.length);
+      const out = new Array<KeyReply>(keys.length);
+      const seen = new Map<string, CacheError>();
       for (const { indexes, error, reply } of await this.#batches.bySlot(
         keys,
         (key) => key,
         (p, indexes) => p.mget(...indexes.map((i) => keys[i] as string)),
       )) {
-        if (error) throw error;
+        if (error !== null) {
+          // That slot's node failed while others answered: its keys fail, the others are served.
+          const failed = slotFailure(seen, error);
+          for (const index of indexes) out[index] = failed;
+          continue;
+        }
         const values = reply as (string | null)[];
         indexes.forEach((index, j) => (out[index] = values[j] ?? undefined));
       }
@@ -244,7 +251,12 @@ export class RedisTier implements RemoteTier {
     }
   }
 
-  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReply[]> {
+  readOrLock(
+    reads: readonly LockedRead[],
+    token: string,
+    ttlMs: number,
+    now: number,
+  ): Promise<(LockedReadReply | CacheError)[]> {
     return this.#batches.readOrLock(reads, token, ttlMs, now);
   }
 

@@ -125,6 +125,24 @@ describe('opening', () => {
   });
 });
 
+describe('countFailure: a failure outside a call (one node of a batch that otherwise answered)', () => {
+  it('counts while closed as a failed call does, and leaves an open or half-open breaker to its probe', () => {
+    const { clock, breaker } = setup();
+    for (let i = 0; i < 4; i++) breaker.countFailure();
+    expect(breaker.state).toBe('closed');
+    breaker.countFailure();
+    expect(breaker.state).toBe('open');
+    breaker.countFailure();
+    clock.advance(3000);
+    const probe = admitted(breaker.acquire());
+    expect(breaker.state).toBe('half-open');
+    breaker.countFailure();
+    expect(breaker.state).toBe('half-open');
+    breaker.success(probe);
+    expect(breaker.state).toBe('closed');
+  });
+});
+
 describe('open and half-open', () => {
   it('rejects until openMs has passed and lets a probe through at exactly openMs', () => {
     const { clock, breaker } = setup();

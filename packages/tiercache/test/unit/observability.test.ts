@@ -39,7 +39,7 @@ class SlowTier extends InMemoryRemoteTier {
     this.#clock.advance(this.readMs);
     return super.get(key);
   }
-  override getMany(keys: readonly string[]): Promise<(string | undefined)[]> {
+  override getMany(keys: readonly string[]): ReturnType<InMemoryRemoteTier['getMany']> {
     this.#clock.advance(this.readMs);
     return super.getMany(keys);
   }

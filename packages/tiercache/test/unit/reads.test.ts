@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigurationError, createCache } from '../../src/index.js';
-import type { Cache, CacheOptions, LoaderContext, ManyLoaderContext } from '../../src/index.js';
+import { ConfigurationError, ConnectionError, createCache } from '../../src/index.js';
+import type { Cache, CacheEvents, CacheOptions, LoaderContext, ManyLoaderContext } from '../../src/index.js';
 import { ChaosRemoteTier, InMemoryRemoteTier } from '../../src/testing/index.js';
 import { decodeEntry } from '../../src/entry.js';
 import { MINUTE, SECOND, fakeClock } from './fake-clock.js';
@@ -380,5 +380,63 @@ describe('getOrSetMany while Redis fails', () => {
       ['v(p:2)', 'origin'],
     ]);
     expect(calls).toStrictEqual([['p:1', 'p:2']]);
+  });
+});
+
+/** A Redis Cluster with one master down, as the tier reports it: keys on that node answer its error, the rest answer. */
+class OneNodeDown extends InMemoryRemoteTier {
+  readonly down = new ConnectionError('Connection is closed (the master of 127.0.0.1:7001)');
+
+  override async getMany(keys: readonly string[]): ReturnType<InMemoryRemoteTier['getMany']> {
+    const values = await super.getMany(keys);
+    return values.map((value, i) => ((keys[i] as string).endsWith('-down') ? this.down : value));
+  }
+
+  override async readOrLock(
+    ...args: Parameters<InMemoryRemoteTier['readOrLock']>
+  ): ReturnType<InMemoryRemoteTier['readOrLock']> {
+    const replies = await super.readOrLock(...args);
+    return replies.map((reply, i) => ((args[0][i]?.key ?? '').endsWith('-down') ? this.down : reply));
+  }
+}
+
+describe('a multi-key read whose cluster node is down for some keys', () => {
+  it('answers the other keys from Redis, the node’s keys as misses (or loads), and reports the node once', async () => {
+    const clock = fakeClock();
+    const remote = new OneNodeDown({ clock });
+    const writer = setup({ memory: false }, { clock, remote }).cache;
+    const keys = ['a-up', 'b-down', 'c-up', 'd-down'];
+    await writer.mset(keys.map((key) => ({ key, value: key })));
+    const { cache } = setup({ memory: false }, { clock, remote });
+    const errors: CacheEvents['error'][] = [];
+    cache.on('error', (event) => errors.push(event));
+
+    expect(await cache.mget(keys)).toStrictEqual(['a-up', undefined, 'c-up', undefined]);
+    expect(errors.map((e) => [e.operation, e.error])).toStrictEqual([['get', remote.down]]);
+    // One turn's gets are one batch: the same answer per key.
+    expect(await Promise.all(keys.map((key) => cache.getWithMeta(key)))).toMatchObject([
+      { source: 'redis' },
+      undefined,
+      { source: 'redis' },
+      undefined,
+    ]);
+    expect(cache.stats()).toMatchObject({ hits: { redis: 4 }, misses: 4 });
+    // A turn's loads take the "value or lock" step (the stampede lock is on by default), which answers per key too:
+    // the node's keys load without the lock, as when Redis is unreachable; the others are hits. The lock step's error
+    // is reported as a read's.
+    const loads: string[] = [];
+    const values = await Promise.all(keys.map((key) => cache.getOrSet(key, () => (loads.push(key), `loaded ${key}`))));
+    expect(values).toStrictEqual(['a-up', 'loaded b-down', 'c-up', 'loaded d-down']);
+    expect(loads).toStrictEqual(['b-down', 'd-down']);
+    expect(errors.map((e) => [e.operation, e.error])).toStrictEqual([
+      ['get', remote.down],
+      ['get', remote.down],
+      ['get', remote.down],
+    ]);
+    // Each batch's failed share counts against the breaker once, as a failed call would: a dead master opens it.
+    const strict = setup({ memory: false, breaker: { threshold: 3, minDistinctKeys: 1 } }, { clock, remote }).cache;
+    strict.on('error', () => {});
+    for (let i = 0; i < 3; i++) await strict.mget(keys);
+    expect(strict.stats().breaker?.state).toBe('open');
   });
 });

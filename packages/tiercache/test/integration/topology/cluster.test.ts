@@ -316,6 +316,44 @@ describe('the breaker on a cluster', () => {
   });
 });
 
+describe('one master stalled', () => {
+  it('a batch over every master answers the other masters’ keys from Redis, fails the stalled one’s alone, and reports it once', async () => {
+    const prefix = uniquePrefix('stall');
+    const cache = await open(prefix, { timeouts: { redisMs: 300 }, memory: false, bus: false, writeErrors: 'throw' });
+    const errors: string[] = [];
+    cache.on('error', ({ operation }) => errors.push(operation));
+    const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+    await cache.mset(keys.map((key) => ({ key, value: `v-${key}` })));
+    const victim = (await cluster.masters())[0];
+    if (victim === undefined) throw new Error('no master');
+    const onVictim = new Set<string>();
+    for (const key of keys) if ((await cluster.masterFor(`${prefix}${key}`)).port === victim.port) onVictim.add(key);
+    expect(onVictim.size).toBeGreaterThan(0);
+    expect(onVictim.size).toBeLessThan(keys.length);
+
+    await victim.process.pause(1500);
+    const { value, ms } = await timed(() => cache.mget(keys));
+    expect(value).toStrictEqual(keys.map((key) => (onVictim.has(key) ? undefined : `v-${key}`)));
+    expect(ms).toBeLessThan(300 + 250);
+    expect(errors).toStrictEqual(['get']);
+    // Writes of one turn likewise: the other masters' keys are written, the stalled one's fail each on its own.
+    const written = await Promise.all(
+      keys.map((key) =>
+        cache.set(key, `w-${key}`).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    expect(written).toStrictEqual(keys.map((key) => !onVictim.has(key)));
+    await waitFor('the master to answer', async () => (await raw.ping()) === 'PONG', { timeoutMs: 5000 });
+    const after = await Promise.all(keys.map((key) => raw.get(`${prefix}${key}`)));
+    for (const [i, key] of keys.entries()) {
+      if (!onVictim.has(key)) expect(after[i]).toContain(`"w-${key}"`);
+    }
+  });
+});
+
 describe('tracking after a failover', () => {
   it('B’s bus master is SIGKILLed: a foreign DEL on the promoted master drops two copies, and the bus still carries', async () => {
     const prefix = uniquePrefix('failover');
