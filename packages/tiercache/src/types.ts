@@ -68,6 +68,9 @@ export interface LockedReadReply {
   readonly locked: boolean;
 }
 
+/** A "value or lock" read's answers, in order; a key whose cluster node failed answers that node's error. */
+export type LockedReadReplies = (LockedReadReply | CacheError)[];
+
 /** One write of a turn's batch. */
 export type WriteOp =
   | ({ readonly kind: 'set' } & RemoteWrite)
@@ -139,12 +142,7 @@ export interface RemoteTier {
    * In one round trip per hash slot: each key's stored string, and for each key without an entry fresh at `now`
    * (its `e` past `now`), `SET lockKey token NX PX ttlMs`.
    */
-  readOrLock(
-    reads: readonly LockedRead[],
-    token: string,
-    ttlMs: number,
-    now: number,
-  ): Promise<(LockedReadReply | CacheError)[]>;
+  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReplies>;
   /** A turn's writes in one round trip (per hash slot on a cluster), with a reply per op. */
   write(ops: readonly WriteOp[], mode: WriteMode): Promise<WriteReply[]>;
   set(key: string, value: string, ttlMs: number): Promise<unknown>;

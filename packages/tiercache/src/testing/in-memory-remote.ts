@@ -1,6 +1,5 @@
 import { storedCreatedAt, storedFreshAt, withTimes } from '../entry.js';
 import { ConfigurationError, ConnectionError, RedisReplyError, describeValue } from '../errors.js';
-import type { CacheError } from '../errors.js';
 import type { Disposer } from '../observability/events.js';
 import { systemClock } from '../types.js';
 import type {
@@ -10,7 +9,7 @@ import type {
   LockGuard,
   LockedRead,
   KeyReply,
-  LockedReadReply,
+  LockedReadReplies,
   RemoteStatus,
   RemoteTier,
   RemoteWrite,
@@ -92,12 +91,7 @@ export class InMemoryRemoteTier implements RemoteTier {
   }
 
   /** As the contract says: a subclass may answer a key with a CacheError (a cluster node down) to test that path. */
-  readOrLock(
-    reads: readonly LockedRead[],
-    token: string,
-    ttlMs: number,
-    now: number,
-  ): Promise<(LockedReadReply | CacheError)[]> {
+  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReplies> {
     return readOrLockByPrimitives(this, reads, token, ttlMs, now);
   }
 

@@ -1,7 +1,15 @@
 import { Cluster } from 'ioredis';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { CacheError } from '../errors.js';
-import type { LockedRead, LockedReadReply, RemoteWrite, WriteMode, WriteOp, WriteReply } from '../types.js';
+import type {
+  LockedRead,
+  LockedReadReplies,
+  LockedReadReply,
+  RemoteWrite,
+  WriteMode,
+  WriteOp,
+  WriteReply,
+} from '../types.js';
 import { toCacheError } from './errors.js';
 import { groupByNodeAndSlot, repliesOf } from './redis-connection.js';
 import { loadedArgs } from './redis-scripts.js';
@@ -83,7 +91,7 @@ export class RedisBatches {
     token: string,
     ttlMs: number,
     now: number,
-  ): Promise<(LockedReadReply | CacheError)[]> {
+  ): Promise<LockedReadReplies> {
     if (reads.length === 0) return [];
     const out = new Array<LockedReadReply | CacheError>(reads.length);
     const argsOf = (indexes: readonly number[]): (string | number)[] => {

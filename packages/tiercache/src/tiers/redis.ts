@@ -12,7 +12,7 @@ import type {
   LockGuard,
   KeyReply,
   LockedRead,
-  LockedReadReply,
+  LockedReadReplies,
   RemoteStatus,
   RemoteTier,
   RemoteWrite,
@@ -251,12 +251,7 @@ export class RedisTier implements RemoteTier {
     }
   }
 
-  readOrLock(
-    reads: readonly LockedRead[],
-    token: string,
-    ttlMs: number,
-    now: number,
-  ): Promise<(LockedReadReply | CacheError)[]> {
+  readOrLock(reads: readonly LockedRead[], token: string, ttlMs: number, now: number): Promise<LockedReadReplies> {
     return this.#batches.readOrLock(reads, token, ttlMs, now);
   }
 
