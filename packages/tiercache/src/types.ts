@@ -68,6 +68,12 @@ export interface LockedReadReply {
   readonly locked: boolean;
 }
 
+/**
+ * Told a node's share of a multi-key read as soon as that node has answered (a Redis Cluster, several nodes):
+ * `values[i]` is final for every `i` in `indexes`. A tier that answers all keys at once never calls it.
+ */
+export type ShareListener = (indexes: readonly number[], values: readonly KeyReply[]) => void;
+
 /** A "value or lock" read's answers, in order; a key whose cluster node failed answers that node's error. */
 export type LockedReadReplies = (LockedReadReply | CacheError)[];
 
@@ -137,7 +143,8 @@ export interface RemoteTier {
   onStatus(listener: StatusListener): () => void;
   /** The stored string; `null` or undefined for a miss. May reject with an untyped error (the accessor maps it). */
   get(key: string): Promise<string | null | undefined>;
-  getMany(keys: readonly string[]): Promise<KeyReply[]>;
+  /** Each key's stored string, in order; `onShare` hears each node's share as it arrives, before the whole answer. */
+  getMany(keys: readonly string[], onShare?: ShareListener): Promise<KeyReply[]>;
   /**
    * In one round trip per hash slot: each key's stored string, and for each key without an entry fresh at `now`
    * (its `e` past `now`), `SET lockKey token NX PX ttlMs`.

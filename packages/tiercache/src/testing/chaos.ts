@@ -12,6 +12,7 @@ import type {
   RemoteStreams,
   RemoteTier,
   RemoteWrite,
+  ShareListener,
   StatusListener,
   WriteOp,
   WriteReply,
@@ -281,8 +282,8 @@ export class ChaosRemoteTier implements RemoteTier {
     return this.#run('get', () => this.#inner.get(key));
   }
 
-  getMany(keys: readonly string[]): Promise<KeyReply[]> {
-    return this.#run('getMany', () => this.#inner.getMany(keys));
+  getMany(keys: readonly string[], onShare?: ShareListener): Promise<KeyReply[]> {
+    return this.#run('getMany', () => this.#inner.getMany(keys, onShare));
   }
 
   set(key: string, value: string, ttlMs: number): Promise<unknown> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CacheError } from '../errors.js';
 import type { Instruments } from '../observability/instruments.js';
-import type { KeyReply, LockedRead, LockedReadReply, WriteOp, WriteReply } from '../types.js';
+import type { KeyReply, LockedRead, LockedReadReply, ShareListener, WriteOp, WriteReply } from '../types.js';
 import { toCacheError } from './errors.js';
 import type { RemoteAccessor, RemoteOperation, RemoteOutcome } from './remote-accessor.js';
 
@@ -49,6 +49,8 @@ interface ReadRequest {
   /** Index into the batch's keys, or several for a multi-get. */
   readonly at: number | readonly number[];
   readonly resolve: (value: RawValue | RawValues | Unreached) => void;
+  /** Answered from its node's share before the whole batch was (a get on a Redis Cluster). */
+  early?: true;
 }
 
 interface LockRequest {
@@ -61,6 +63,34 @@ interface WriteRequest {
   readonly op: WriteOp;
   readonly key: string | undefined;
   readonly resolve: (outcome: RemoteOutcome<unknown>) => void;
+}
+
+/**
+ * Answers the gets of a batch whose key a node's share holds, as soon as that node answered (a Redis Cluster): one
+ * slow or dead master must not hold up the callers of the others. Failed keys and multi-gets wait for the whole
+ * batch, where failures are reported and counted once.
+ */
+function earlyAnswers(reads: readonly ReadRequest[]): ShareListener {
+  let byIndex: Map<number, ReadRequest[]> | undefined;
+  return (indexes, values) => {
+    if (byIndex === undefined) {
+      byIndex = new Map();
+      for (const read of reads) {
+        if (typeof read.at !== 'number') continue;
+        const waiting = byIndex.get(read.at);
+        if (waiting === undefined) byIndex.set(read.at, [read]);
+        else waiting.push(read);
+      }
+    }
+    for (const index of indexes) {
+      const value = values[index];
+      if (value instanceof CacheError) continue;
+      for (const read of byIndex.get(index) ?? []) {
+        read.early = true;
+        read.resolve(value);
+      }
+    }
+  };
 }
 
 /**
@@ -243,16 +273,17 @@ export class TurnBatcher {
     this.#accessor.send(
       'get',
       reportKey,
-      (tier) => tier.getMany(keys),
+      (tier) => tier.getMany(keys, reads.length > 1 ? earlyAnswers(reads) : undefined),
       keys.length,
       (outcome) => {
         this.#inflight--;
         if (!outcome.ok) {
-          for (const read of reads) read.resolve(UNREACHED);
+          for (const read of reads) if (read.early !== true) read.resolve(UNREACHED);
           return;
         }
         const values = this.#perKey(outcome.value);
         for (const read of reads) {
+          if (read.early === true) continue;
           const at = read.at;
           read.resolve(typeof at === 'number' ? values[at] : at === IDENTITY ? values : at.map((i) => values[i]));
         }

@@ -212,6 +212,7 @@ export class RedisBatches {
     items: readonly T[],
     keyOf: (item: T) => string,
     add: (pipeline: ChainableCommander, indexes: readonly number[]) => void,
+    onNode?: (replies: readonly SlotReply[]) => void,
   ): Promise<SlotReply[]> {
     const client = this.#client as Cluster;
     const out: SlotReply[] = [];
@@ -226,13 +227,17 @@ export class RedisBatches {
         } catch (error) {
           // One error for the node's slots.
           const failed = toCacheError(error);
-          for (const indexes of groups) out.push({ indexes, error: failed, reply: undefined });
+          const replies = groups.map((indexes): SlotReply => ({ indexes, error: failed, reply: undefined }));
+          out.push(...replies);
+          onNode?.(replies);
           return failed;
         }
-        groups.forEach((indexes, g) => {
+        const replies = groups.map((indexes, g): SlotReply => {
           const [error, reply] = results[g] as PipelineResult;
-          out.push({ indexes, error, reply });
+          return { indexes, error, reply };
         });
+        out.push(...replies);
+        onNode?.(replies);
         return undefined;
       }),
     );

@@ -17,6 +17,7 @@ import type {
   RemoteTier,
   RemoteWrite,
   RenewReply,
+  ShareListener,
   StatusListener,
   SubscriberHandle,
   SubscriberOptions,
@@ -27,6 +28,7 @@ import type {
 import { Subscriber } from './redis-subscriber.js';
 import { ClusterSubscriber } from './redis-cluster-subscriber.js';
 import { RedisBatches, slotFailure } from './redis-batch.js';
+import type { SlotReply } from './redis-batch.js';
 import { unlinkByPrefix, unlinkMany } from './redis-delete.js';
 import type { DeleteContext } from './redis-delete.js';
 import { RedisStrategyStore } from './redis-strategies.js';
@@ -204,27 +206,35 @@ export class RedisTier implements RemoteTier {
     return command.promise as Promise<T>;
   }
 
-  async getMany(keys: readonly string[]): Promise<KeyReply[]> {
+  async getMany(keys: readonly string[], onShare?: ShareListener): Promise<KeyReply[]> {
     if (keys.length === 0) return [];
     try {
       if (!(this.#client instanceof Cluster)) return await this.#sendBounded<(string | null)[]>('mget', [...keys]);
-      // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, one pipeline per node.
+      // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, one pipeline per node. Each node's keys are
+      // told as soon as it answers, so one slow master does not hold up the others' callers.
       const out = new Array<KeyReply>(keys.length);
       const seen = new Map<string, CacheError>();
-      for (const { indexes, error, reply } of await this.#batches.bySlot(
+      const fill = (replies: readonly SlotReply[]): void => {
+        const told: number[] = [];
+        for (const { indexes, error, reply } of replies) {
+          told.push(...indexes);
+          // That slot's node failed while others answered: its keys fail, the others are served.
+          if (error !== null) {
+            const failed = slotFailure(seen, error);
+            for (const index of indexes) out[index] = failed;
+          } else {
+            const values = reply as (string | null)[];
+            indexes.forEach((index, j) => (out[index] = values[j] ?? undefined));
+          }
+        }
+        onShare?.(told, out);
+      };
+      await this.#batches.bySlot(
         keys,
         (key) => key,
         (p, indexes) => p.mget(...indexes.map((i) => keys[i] as string)),
-      )) {
-        if (error !== null) {
-          // That slot's node failed while others answered: its keys fail, the others are served.
-          const failed = slotFailure(seen, error);
-          for (const index of indexes) out[index] = failed;
-          continue;
-        }
-        const values = reply as (string | null)[];
-        indexes.forEach((index, j) => (out[index] = values[j] ?? undefined));
-      }
+        fill,
+      );
       return out;
     } catch (error) {
       throw toCacheError(error);
