@@ -70,25 +70,22 @@ interface WriteRequest {
  * slow or dead master must not hold up the callers of the others. Failed keys and multi-gets wait for the whole
  * batch, where failures are reported and counted once.
  */
-function earlyAnswers(reads: readonly ReadRequest[]): ShareListener {
-  let byIndex: Map<number, ReadRequest[]> | undefined;
+function earlyAnswers(reads: readonly ReadRequest[], size: number): ShareListener {
+  // Which key indexes the current share holds: the share's number, so one array serves every share of the batch.
+  // Made on the first share: a standalone Redis answers at once and never calls this.
+  let shareOf: Uint32Array | undefined;
+  let share = 0;
   return (indexes, values) => {
-    if (byIndex === undefined) {
-      byIndex = new Map();
-      for (const read of reads) {
-        if (typeof read.at !== 'number') continue;
-        const waiting = byIndex.get(read.at);
-        if (waiting === undefined) byIndex.set(read.at, [read]);
-        else waiting.push(read);
-      }
-    }
-    for (const index of indexes) {
-      const value = values[index];
+    shareOf ??= new Uint32Array(size);
+    share++;
+    for (const index of indexes) shareOf[index] = share;
+    for (const read of reads) {
+      const at = read.at;
+      if (typeof at !== 'number' || shareOf[at] !== share) continue;
+      const value = values[at];
       if (value instanceof CacheError) continue;
-      for (const read of byIndex.get(index) ?? []) {
-        read.early = true;
-        read.resolve(value);
-      }
+      read.early = true;
+      read.resolve(value);
     }
   };
 }
@@ -273,7 +270,7 @@ export class TurnBatcher {
     this.#accessor.send(
       'get',
       reportKey,
-      (tier) => tier.getMany(keys, reads.length > 1 ? earlyAnswers(reads) : undefined),
+      (tier) => tier.getMany(keys, reads.length > 1 ? earlyAnswers(reads, keys.length) : undefined),
       keys.length,
       (outcome) => {
         this.#inflight--;
