@@ -170,8 +170,8 @@ export class Coherence {
 
   /**
    * The check's answer (`current[i]` is what Redis holds at `checked[i]`'s key): a copy stays only if Redis still holds
-   * the entry it was made from (a key whose cluster node did not answer is not known to: its copy goes). Only the checked
-   * copy goes: one made since, by a read or a write here, is not stale.
+   * the entry it was made from (a key whose cluster node did not answer is not known to, so its copy goes). Only the
+   * checked copy goes: one made since, by a read or a write here, is not stale.
    */
   dropChanged(checked: readonly (readonly [string, Entry])[], current: readonly KeyReply[]): void {
     const stale = new Set<Entry>();

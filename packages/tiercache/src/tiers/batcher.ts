@@ -149,7 +149,7 @@ export class TurnBatcher {
     this.#queued(this.#keys.length);
   }
 
-  /** The stored strings of several full keys, in order (UNREACHED for a key whose cluster node failed), or UNREACHED. */
+  /** The stored strings of several full keys in order (UNREACHED for a key whose cluster node failed), or UNREACHED. */
   readMany(fullKeys: readonly string[]): Promise<RawValues | Unreached> {
     if (this.#skip('read')) return NOT_SENT;
     return new Promise((resolve) => {

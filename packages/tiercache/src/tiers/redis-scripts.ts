@@ -37,9 +37,9 @@ return 1`;
 /**
  * A loaded entry's expiry renewed without writing its value ("unchanged"). KEYS: data, lock. ARGV: token, createdAt,
  * expiresAt, graceUntil, pttl, channel, message. Rewrites the digits of `e` and `g` in place (one SETRANGE: no byte of
- * the value is sent or rewritten) when the new ones are as long, else the header alone is rebuilt around the stored rest;
- * an entry keeps its version. Returns 1 renewed, 0 lock lost, 2 no such entry (or not in its version's field order), 3
- * a newer entry is stored.
+ * the value is sent or rewritten) when the new ones are as long, else the header alone is rebuilt around the stored
+ * rest; an entry keeps its version. Returns 1 renewed, 0 lock lost, 2 no such entry (or not in its version's field
+ * order), 3 a newer entry is stored.
  */
 export const RENEW_LOADED = `${HEADER}
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end

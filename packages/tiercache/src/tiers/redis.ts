@@ -199,8 +199,9 @@ export class RedisTier implements RemoteTier {
    * What `client.get` or `client.mget` does, with the command in hand, so the deadline can reject it in place
    * (ioredis' own way): the caller continues ioredis' promise, no promise of ours around it.
    */
-  #sendBounded<T>(name: 'get' | 'mget', args: string[]): Promise<T> {
-    const command = new Command(name, args, this.#stringReply);
+  #sendBounded<T>(name: 'get' | 'mget', args: readonly string[]): Promise<T> {
+    // ioredis copies the arguments itself (`args.flat()`): the caller's array is not copied here as well.
+    const command = new Command(name, args as string[], this.#stringReply);
     this.#deadlines.watch(command);
     void this.#client.sendCommand(command);
     return command.promise as Promise<T>;
@@ -209,7 +210,7 @@ export class RedisTier implements RemoteTier {
   async getMany(keys: readonly string[], onShare?: ShareListener): Promise<KeyReply[]> {
     if (keys.length === 0) return [];
     try {
-      if (!(this.#client instanceof Cluster)) return await this.#sendBounded<(string | null)[]>('mget', [...keys]);
+      if (!(this.#client instanceof Cluster)) return await this.#sendBounded<(string | null)[]>('mget', keys);
       // MGET across slots is CROSSSLOT on a cluster: one MGET per slot, one pipeline per node. Each node's keys are
       // told as soon as it answers, so one slow master does not hold up the others' callers.
       const out = new Array<KeyReply>(keys.length);

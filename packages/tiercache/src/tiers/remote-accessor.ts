@@ -251,10 +251,6 @@ export class RemoteAccessor {
   }
 
   /**
-   * Whether a call now would be skipped untried (Redis known down, or the breaker turning calls away): counted, so
-   * that the batcher answers such a call at once, without queueing it for a turn.
-   */
-  /**
    * A batch answered, but one node of a Redis Cluster failed its share (its keys' callers fall back): counted against
    * the breaker as a failed call is, so that a dead master still opens it. The caller reports it.
    */
@@ -262,6 +258,10 @@ export class RemoteAccessor {
     if (isOutageError(error)) this.#policy?.countFailure();
   }
 
+  /**
+   * Whether a call now would be skipped untried (Redis known down, or the breaker turning calls away): counted, so
+   * that the batcher answers such a call at once, without queueing it for a turn.
+   */
   skipsNow(operation: RemoteOperation = 'get'): boolean {
     if (this.#tier.status === 'down') {
       this.#counters.redisSkipped++;
